@@ -1,0 +1,105 @@
+//! Command specs from `bot-commands/*.toml`, embedded at build time. They hold the trigger words,
+//! help texts and examples; the examples double as parser tests.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use crate::crm::Lang;
+
+/// Every spec file, by canonical command name. A new command adds a line here and a file.
+const SOURCES: &[(&str, &str)] = &[
+    ("log_activity", include_str!("../../bot-commands/log_activity.toml")),
+    ("show_customer", include_str!("../../bot-commands/show_customer.toml")),
+    ("create_customer", include_str!("../../bot-commands/create_customer.toml")),
+    ("today", include_str!("../../bot-commands/today.toml")),
+    ("help", include_str!("../../bot-commands/help.toml")),
+    ("select", include_str!("../../bot-commands/select.toml")),
+];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Bilingual {
+    pub zh: String,
+    pub en: String,
+}
+
+impl Bilingual {
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::Zh => self.zh.trim(),
+            Lang::En => self.en.trim(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    pub words: Vec<String>,
+    /// Field values implied by the word (e.g. 电话 → kind = call).
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    pub text: String,
+    pub expect: toml::Table,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub name: String,
+    pub summary: Bilingual,
+    pub usage: Bilingual,
+    pub help: Bilingual,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    #[serde(default)]
+    pub examples: Vec<Example>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bot-commands/{file}.toml: {message}")]
+pub struct SpecError {
+    pub file: &'static str,
+    pub message: String,
+}
+
+fn load() -> Result<Vec<Spec>, SpecError> {
+    SOURCES
+        .iter()
+        .map(|(file, src)| {
+            let spec: Spec = toml::from_str(src).map_err(|e| SpecError { file, message: e.to_string() })?;
+            if spec.name != *file {
+                return Err(SpecError { file, message: format!("name `{}` differs from the file name", spec.name) });
+            }
+            Ok(spec)
+        })
+        .collect()
+}
+
+/// The specs, parsed once. They are compiled in and checked by tests, so a parse failure here is
+/// a build defect; it is reported once and the bot runs with the specs that did parse.
+pub fn specs() -> &'static [Spec] {
+    static SPECS: OnceLock<Vec<Spec>> = OnceLock::new();
+    SPECS.get_or_init(|| match load() {
+        Ok(specs) => specs,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid command spec");
+            SOURCES.iter().filter_map(|(_, src)| toml::from_str::<Spec>(src).ok()).collect()
+        }
+    })
+}
+
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    specs().iter().find(|s| s.name == name)
+}
+
+/// Checks the embedded specs; used by tests and `chatcrm check-config`.
+pub fn validate() -> Result<usize, SpecError> {
+    load().map(|s| s.len())
+}

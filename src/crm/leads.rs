@@ -1,0 +1,234 @@
+//! Leads (线索): intake with duplicate detection, assignment, claiming from the public pool.
+
+use serde::Serialize;
+
+use super::matching;
+use super::{
+    CrmError, Ctx, Lead, LeadStatus, Result, Role, audit, clean_opt, clean_text, forbidden, invalid, not_found, text,
+};
+use crate::store::leads::NewLeadRow;
+use crate::store::{self, Tx};
+
+#[derive(Debug, Default, Clone)]
+pub struct NewLead {
+    pub company: String,
+    pub contact_name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub source: Option<String>,
+    pub region: Option<String>,
+    pub industry: Option<String>,
+    /// Put the lead in the public pool instead of giving it to the creator.
+    pub to_pool: bool,
+}
+
+/// Phone numbers as people write them → digits only, without the +86 / 0086 country code.
+/// `None` when nothing phone-like is left.
+pub fn normalize_phone(raw: &str) -> Option<String> {
+    let digits: String = raw
+        .chars()
+        .filter_map(|c| {
+            // Full-width digits arrive from Chinese input methods.
+            let c = if ('０'..='９').contains(&c) {
+                char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c)
+            } else {
+                c
+            };
+            c.is_ascii_digit().then_some(c)
+        })
+        .collect();
+    let local = if let Some(rest) = digits.strip_prefix("0086") {
+        rest.to_string()
+    } else if digits.len() == 13 && digits.starts_with("86") {
+        digits[2..].to_string()
+    } else {
+        digits
+    };
+    (local.len() >= 5).then_some(local)
+}
+
+/// The stored dedupe key: the phone when there is one, else the normalised company name.
+pub fn dedupe_key(phone_norm: Option<&str>, company_norm: &str) -> String {
+    match phone_norm {
+        Some(p) => format!("phone:{p}"),
+        None => format!("company:{company_norm}"),
+    }
+}
+
+pub async fn create_lead(tx: &mut Tx, ctx: &Ctx, new: NewLead) -> Result<Lead> {
+    let company = clean_text("公司名称", "company", &matching::clean_display_name(&new.company), 100)?;
+    let company_norm = matching::normalize_name(&company);
+    let phone = clean_opt("电话", "phone", new.phone.as_deref(), 30)?;
+    let phone_norm = phone.as_deref().and_then(normalize_phone);
+    if phone.is_some() && phone_norm.is_none() {
+        return Err(invalid("电话号码看不懂，例如 13800000000", "that phone number does not parse, e.g. 13800000000"));
+    }
+    let dupes = store::leads::open_duplicates(tx, ctx.org_id(), phone_norm.as_deref(), &company_norm).await?;
+    if let Some(d) = dupes.first() {
+        let owner = match d.owner_id {
+            Some(o) => super::users::user_by_id(tx, ctx.org_id(), o).await?.name,
+            None => "公海".into(),
+        };
+        return Err(CrmError::Conflict(text(
+            format!("线索已存在：#{} {}（负责人：{owner}）", d.id, d.company),
+            format!("this lead already exists: #{} {} (owner: {owner})", d.id, d.company),
+        )));
+    }
+    if let Some(c) = store::customers::by_norm(tx, ctx.org_id(), &company_norm).await? {
+        let owner = c.owner_name.unwrap_or_else(|| "无".into());
+        return Err(CrmError::Conflict(text(
+            format!("「{}」已经是客户（#{}，负责人：{owner}）", c.name, c.id),
+            format!("`{}` is already a customer (#{}, owner: {owner})", c.name, c.id),
+        )));
+    }
+    let (owner_id, status) = match (new.to_pool, ctx.actor.user_id) {
+        (false, Some(me)) => (Some(me), LeadStatus::Assigned),
+        (true, _) => (None, LeadStatus::Pool),
+        (false, None) => (None, LeadStatus::New),
+    };
+    let key = dedupe_key(phone_norm.as_deref(), &company_norm);
+    let id = store::leads::insert(
+        tx,
+        &NewLeadRow {
+            org_id: ctx.org_id(),
+            company: &company,
+            company_norm: &company_norm,
+            contact_name: clean_opt("联系人", "contact", new.contact_name.as_deref(), 50)?.as_deref(),
+            phone: phone.as_deref(),
+            phone_norm: phone_norm.as_deref(),
+            email: clean_opt("邮箱", "email", new.email.as_deref(), 100)?.as_deref(),
+            source: clean_opt("来源", "source", new.source.as_deref(), 50)?.as_deref(),
+            region: clean_opt("地区", "region", new.region.as_deref(), 50)?.as_deref(),
+            industry: clean_opt("行业", "industry", new.industry.as_deref(), 50)?.as_deref(),
+            status,
+            owner_id,
+            dedupe_key: &key,
+            customer_id: None,
+            now: ctx.now,
+        },
+    )
+    .await?;
+    let lead = load(tx, ctx, id).await?;
+    audit(tx, ctx, "create", "lead", id, None::<&()>, Some(&lead)).await?;
+    Ok(lead)
+}
+
+async fn load(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Lead> {
+    store::leads::by_id(tx, ctx.org_id(), id)
+        .await?
+        .ok_or_else(|| not_found(format!("线索 #{id} 不存在"), format!("lead #{id} does not exist")))
+}
+
+/// Reads a lead: owners and their managers; anyone may see leads waiting in the public pool.
+pub async fn get_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Lead> {
+    let lead = load(tx, ctx, id).await?;
+    let in_pool = lead.status == LeadStatus::Pool;
+    if !in_pool && !ctx.actor.can_access(lead.owner_id, lead.owner_team_id) {
+        return Err(forbidden("这条线索不归你负责", "this lead is not yours"));
+    }
+    Ok(lead)
+}
+
+#[derive(Serialize)]
+struct Assignment<'a> {
+    lead: &'a Lead,
+    reason: &'a str,
+}
+
+/// A manager or admin gives a lead to a user (a manager only within their team).
+pub async fn assign_lead(tx: &mut Tx, ctx: &Ctx, id: i64, to_user: i64) -> Result<Lead> {
+    super::require_manager(ctx, "只有经理或管理员可以分配线索", "only managers and admins can assign leads")?;
+    let before = get_lead(tx, ctx, id).await?;
+    check_open(&before)?;
+    let user = super::users::user_by_id(tx, ctx.org_id(), to_user).await?;
+    if ctx.actor.role == Role::Manager && (user.team_id.is_none() || user.team_id != ctx.actor.team_id) {
+        return Err(forbidden("只能分配给你团队里的人", "you can only assign to people in your team"));
+    }
+    if !user.active {
+        return Err(invalid(format!("{} 已停用", user.name), format!("{} is inactive", user.name)));
+    }
+    store::leads::set_owner_status(
+        tx,
+        ctx.org_id(),
+        id,
+        Some(user.id),
+        LeadStatus::Assigned,
+        before.customer_id,
+        ctx.now,
+    )
+    .await?;
+    let after = load(tx, ctx, id).await?;
+    audit(tx, ctx, "assign", "lead", id, Some(&before), Some(&Assignment { lead: &after, reason: "manual" })).await?;
+    Ok(after)
+}
+
+/// A rep takes a lead from the public pool.
+pub async fn claim_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Lead> {
+    let Some(me) = ctx.actor.user_id else {
+        return Err(invalid("只有具体用户可以认领线索", "only a user can claim a lead"));
+    };
+    let before = load(tx, ctx, id).await?;
+    if before.status != LeadStatus::Pool {
+        return Err(invalid(
+            format!("线索 #{id} 不在公海里，不能认领"),
+            format!("lead #{id} is not in the public pool"),
+        ));
+    }
+    store::leads::set_owner_status(tx, ctx.org_id(), id, Some(me), LeadStatus::Assigned, before.customer_id, ctx.now)
+        .await?;
+    let after = load(tx, ctx, id).await?;
+    audit(tx, ctx, "claim", "lead", id, Some(&before), Some(&after)).await?;
+    Ok(after)
+}
+
+/// Moves a lead along: contacted, qualified, discarded, or back to the pool.
+pub async fn set_lead_status(tx: &mut Tx, ctx: &Ctx, id: i64, status: LeadStatus) -> Result<Lead> {
+    let before = get_lead(tx, ctx, id).await?;
+    check_open(&before)?;
+    if before.status == LeadStatus::Pool {
+        return Err(invalid(format!("请先认领线索 #{id}"), format!("claim lead #{id} first")));
+    }
+    let owner = match status {
+        LeadStatus::Pool => None,
+        LeadStatus::Contacted | LeadStatus::Qualified | LeadStatus::Discarded => before.owner_id,
+        _ => {
+            return Err(invalid(
+                "只能改为：已联系、已确认、放弃 或 退回公海",
+                "status can only become contacted, qualified, discarded or pool",
+            ));
+        }
+    };
+    store::leads::set_owner_status(tx, ctx.org_id(), id, owner, status, before.customer_id, ctx.now).await?;
+    let after = load(tx, ctx, id).await?;
+    audit(tx, ctx, "set_status", "lead", id, Some(&before), Some(&after)).await?;
+    Ok(after)
+}
+
+fn check_open(lead: &Lead) -> Result<()> {
+    if matches!(lead.status, LeadStatus::Converted | LeadStatus::Discarded) {
+        return Err(invalid(
+            format!("线索 #{} 已经关闭（{}）", lead.id, lead.status),
+            format!("lead #{} is closed ({})", lead.id, lead.status),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn pool(tx: &mut Tx, ctx: &Ctx) -> Result<Vec<Lead>> {
+    Ok(store::leads::in_pool(tx, ctx.org_id()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_normalise() {
+        assert_eq!(normalize_phone("+86 138-0000-0000").as_deref(), Some("13800000000"));
+        assert_eq!(normalize_phone("0086 13800000000").as_deref(), Some("13800000000"));
+        assert_eq!(normalize_phone("１３８００００００００").as_deref(), Some("13800000000"));
+        assert_eq!(normalize_phone("0532-8888 1234").as_deref(), Some("053288881234"));
+        assert_eq!(normalize_phone("abc"), None);
+        assert_eq!(normalize_phone(""), None);
+    }
+}

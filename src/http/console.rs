@@ -1,0 +1,127 @@
+//! The local console chat: a page at /console and its JSON endpoints. It drives the same bot core
+//! as the chat platforms, with the user picked by handle.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::command::detect_lang;
+use crate::platform::console;
+
+const PAGE: &str = include_str!("../../assets/console.html");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(page))
+        .route("/console/users", get(users))
+        .route("/console/messages", axum::routing::post(post_message))
+        .route("/console/pushes", get(pushes))
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+#[derive(Serialize)]
+struct UserOut {
+    handle: String,
+    name: String,
+    role: String,
+    team: Option<String>,
+    org: String,
+}
+
+async fn users(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let (org, users) = console::users(&state.db, &state.settings.console_org).await.map_err(console_error)?;
+    let out: Vec<UserOut> = users
+        .into_iter()
+        .filter(|u| u.active)
+        .map(|u| UserOut {
+            handle: u.handle,
+            name: u.name,
+            role: u.role.to_string(),
+            team: u.team_name,
+            org: org.name.clone(),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "users": out })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageIn {
+    user: String,
+    text: String,
+    /// Optional client id; a resend with the same id is handled once.
+    message_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MessageOut {
+    reply: String,
+    message_id: String,
+    duplicate: bool,
+}
+
+async fn post_message(
+    State(state): State<AppState>,
+    body: Result<Json<MessageIn>, JsonRejection>,
+) -> Result<Json<MessageOut>, ApiError> {
+    let Json(body) = body?;
+    if body.text.trim().is_empty() {
+        return Err(ApiError::BadRequest("empty_text", "text must not be empty".into()));
+    }
+    if body.text.chars().count() > crate::command::MAX_TEXT_CHARS {
+        return Err(ApiError::BadRequest(
+            "text_too_long",
+            format!("text is longer than {} characters", crate::command::MAX_TEXT_CHARS),
+        ));
+    }
+    let message_id = body.message_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if message_id.is_empty() || message_id.len() > 128 {
+        return Err(ApiError::BadRequest("bad_message_id", "message_id must be 1 to 128 characters".into()));
+    }
+    let msg = console::incoming(
+        &state.db,
+        &state.settings.console_org,
+        &body.user,
+        &body.text,
+        &message_id,
+        state.clock.now(),
+    )
+    .await
+    .map_err(console_error)?;
+    let reply = state.bot.handle(&msg).await.map_err(|e| {
+        tracing::error!(error = %e, "message not handled");
+        ApiError::Unavailable(match detect_lang(&body.text) {
+            crate::crm::Lang::Zh => "系统暂时无法处理，请稍后重发。".into(),
+            crate::crm::Lang::En => "Could not handle the message right now; please resend shortly.".into(),
+        })
+    })?;
+    Ok(Json(MessageOut { reply: reply.text, message_id, duplicate: reply.duplicate }))
+}
+
+#[derive(Deserialize)]
+struct PushQuery {
+    user: String,
+    #[serde(default)]
+    after: i64,
+}
+
+async fn pushes(
+    State(state): State<AppState>,
+    query: Result<Query<PushQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest("bad_query", e.body_text()))?;
+    let pushes =
+        console::pushes(&state.db, &state.settings.console_org, &q.user, q.after).await.map_err(console_error)?;
+    Ok(Json(serde_json::json!({ "pushes": pushes })))
+}
+
+fn console_error(e: crate::crm::CrmError) -> ApiError {
+    ApiError::from_crm(e, crate::crm::Lang::En)
+}

@@ -1,0 +1,70 @@
+//! The HTTP edge: router, middleware, health checks. Handlers translate HTTP to plain calls.
+
+mod console;
+mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::ServiceBuilderExt;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::MakeRequestUuid;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::bot::Bot;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::store::Db;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub bot: Bot,
+    pub clock: Clock,
+    pub settings: Arc<Settings>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.settings.request_timeout_secs);
+    let body_limit = state.settings.body_limit_bytes;
+    let mut app = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    if state.settings.console_enabled {
+        app = app.merge(console::router());
+    }
+    // Outermost first: request id, trace (its span carries the id), panic guard, timeout, body limit.
+    let middleware = ServiceBuilder::new()
+        .set_x_request_id(MakeRequestUuid)
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .propagate_x_request_id()
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(RequestBodyLimitLayer::new(body_limit));
+    app.fallback(error::not_found).layer(middleware).with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            ApiError::Unavailable("database unreachable".into()).into_response()
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The `chatcrm` command line. Logic lives in the library; this file parses flags and reports.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use chatcrm::clock::Clock;
+use chatcrm::config::Settings;
+use chatcrm::crm::users::NewUser;
+use chatcrm::crm::{self, Actor, Ctx, Role, Via};
+use chatcrm::platform::console;
+use chatcrm::startup::{self, Application};
+
+#[derive(Parser)]
+#[command(name = "chatcrm", version, about = "A CRM for sales teams, used from enterprise chat")]
+struct Cli {
+    /// Config file (default ./chatcrm.toml when present).
+    #[arg(long, global = true, env = "CHATCRM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (migrates the database first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Chat with the bot in the terminal, as a console user.
+    Chat {
+        /// Handle or name of the user to act as.
+        #[arg(long = "as")]
+        as_user: String,
+    },
+    /// Seed the demo org (a manager, three reps, customers, deals, activities, leads, tasks).
+    Demo,
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCmd,
+    },
+    /// Print the commented example configuration.
+    PrintConfig,
+    /// Validate the configuration and the command specs, then exit.
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum UsersCmd {
+    /// Add a user to the org.
+    Add {
+        handle: String,
+        name: String,
+        #[arg(long, default_value = "rep", value_parser = ["rep", "manager", "admin"])]
+        role: String,
+        /// Team name; created when it does not exist.
+        #[arg(long)]
+        team: Option<String>,
+        /// Org name (default: console_org from the config); created when it does not exist.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// List the org's users.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Link a chat identity (platform, corp id, platform user id) to a user.
+    Link {
+        handle: String,
+        #[arg(long, value_parser = ["wecom", "dingtalk", "feishu", "console"])]
+        platform: String,
+        /// WeCom/DingTalk corp id or Feishu tenant key.
+        #[arg(long)]
+        corp: String,
+        /// The user's id on that platform.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Cmd::PrintConfig = cli.command {
+        print!("{}", chatcrm::config::EXAMPLE);
+        return Ok(());
+    }
+    let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;
+    chatcrm::telemetry::init(&settings.log_format, &settings.log_level);
+    match cli.command {
+        Cmd::PrintConfig => Ok(()),
+        Cmd::CheckConfig => {
+            let n = chatcrm::command::spec::validate()?;
+            println!("configuration OK (database {}), {n} command specs OK", settings.database_url_redacted());
+            Ok(())
+        }
+        Cmd::Serve => serve(settings).await,
+        Cmd::Migrate => {
+            startup::open_db(&settings).await?;
+            println!("migrations applied to {}", settings.database_url_redacted());
+            Ok(())
+        }
+        Cmd::Demo => {
+            let db = startup::open_db(&settings).await?;
+            let mut tx = db.begin().await?;
+            let s =
+                chatcrm::demo::seed(&mut tx, &settings.console_org, &settings.default_timezone, Clock::system().now())
+                    .await
+                    .context("cannot seed the demo org")?;
+            tx.commit().await?;
+            println!(
+                "demo org 「{}」: {} customers, {} deals, {} activities, {} leads, {} tasks",
+                s.org, s.customers, s.deals, s.activities, s.leads, s.tasks
+            );
+            for (handle, name, role) in &s.users {
+                println!("  {handle:<10} {name}  ({role})");
+            }
+            println!("try: chatcrm chat --as lilei   then type 今天");
+            Ok(())
+        }
+        Cmd::Chat { as_user } => chat(settings, &as_user).await,
+        Cmd::Users { command } => users(settings, command).await,
+    }
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let db = startup::open_db(&settings).await?;
+    let clock = Clock::system();
+    if db.kind() == chatcrm::config::DatabaseKind::Sqlite {
+        tracing::info!("SQLite database: run a single chatcrm instance (use PostgreSQL for several)");
+    }
+    if settings.seed_demo_if_empty {
+        let mut tx = db.begin().await?;
+        if chatcrm::store::orgs::list(&mut tx).await?.is_empty() {
+            let s =
+                chatcrm::demo::seed(&mut tx, &settings.console_org, &settings.default_timezone, clock.now()).await?;
+            tx.commit().await?;
+            tracing::info!(org = %s.org, "empty database: seeded the demo org (seed_demo_if_empty = false turns this off)");
+        } else {
+            tx.rollback().await?;
+        }
+    }
+    let app = Application::build(settings.clone(), db.clone(), clock).await?;
+    let addr = app.local_addr()?;
+    tracing::info!(%addr, database = %settings.database_url_redacted(), "chatcrm listening");
+    if settings.console_enabled {
+        tracing::info!("console: http://{addr}/console");
+    }
+    app.run_until(startup::shutdown_signal()).await?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn chat(settings: Settings, who: &str) -> Result<()> {
+    let db = startup::open_db(&settings).await?;
+    let clock = Clock::system();
+    let bot = chatcrm::bot::Bot::new(db.clone(), clock.clone());
+    let org = settings.console_org.clone();
+    let (_, users) = console::users(&db, &org).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(me) = users.iter().find(|u| u.handle == who.trim_start_matches('@') || u.name == who) else {
+        bail!("no user `{who}` in org 「{org}」; see `chatcrm users list` (or run `chatcrm demo`)");
+    };
+    println!("chatcrm · {} ({}) · 输入「帮助」或 help，Ctrl-D 退出", me.name, me.handle);
+    let mut last_push = i64::MAX;
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        // Show pushes that arrived since the last prompt (the first time: none of the backlog).
+        let pushes = console::pushes(&db, &org, &me.handle, if last_push == i64::MAX { 0 } else { last_push }).await?;
+        if last_push != i64::MAX {
+            for p in &pushes {
+                println!("🔔 {}", p.text);
+            }
+        }
+        last_push = pushes.last().map_or(if last_push == i64::MAX { 0 } else { last_push }, |p| p.id);
+        print!("> ");
+        std::io::stdout().flush()?;
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let msg = console::incoming(&db, &org, &me.handle, &line, &id, clock.now())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let reply = bot.handle(&msg).await?;
+        println!("{}\n", reply.text);
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn users(settings: Settings, command: UsersCmd) -> Result<()> {
+    let db = startup::open_db(&settings).await?;
+    let now = Clock::system().now();
+    let mut tx = db.begin().await?;
+    let org_name = |o: &Option<String>| o.clone().unwrap_or_else(|| settings.console_org.clone());
+    match command {
+        UsersCmd::Add { handle, name, role, team, org } => {
+            let org_name = org_name(&org);
+            let org = match crm::orgs::org_by_name(&mut tx, &org_name).await {
+                Ok(o) => o,
+                Err(crm::CrmError::NotFound(_)) => {
+                    crm::orgs::create_org(&mut tx, &org_name, &settings.default_timezone, Via::Cli, now).await?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let ctx = Ctx::new(Actor::system(org.id), Via::Cli, now);
+            let team_id = match team {
+                Some(t) => Some(match crm::users::team_by_name(&mut tx, &ctx, &t).await {
+                    Ok(team) => team.id,
+                    Err(crm::CrmError::NotFound(_)) => crm::users::create_team(&mut tx, &ctx, &t).await?.id,
+                    Err(e) => return Err(e.into()),
+                }),
+                None => None,
+            };
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let u =
+                crm::users::create_user(&mut tx, &ctx, NewUser { handle: &handle, name: &name, role, team_id }).await?;
+            tx.commit().await?;
+            println!("added {} ({}) as {} to 「{}」", u.name, u.handle, u.role, org.name);
+        }
+        UsersCmd::List { org } => {
+            let org = crm::orgs::org_by_name(&mut tx, &org_name(&org)).await?;
+            for u in crm::users::list_users(&mut tx, org.id).await? {
+                let team = u.team_name.as_deref().unwrap_or("-");
+                println!(
+                    "{:<12} {:<8} {:<8} {team}{}",
+                    u.handle,
+                    u.name,
+                    u.role,
+                    if u.active { "" } else { " (inactive)" }
+                );
+            }
+            tx.commit().await?;
+        }
+        UsersCmd::Link { handle, platform, corp, id, org } => {
+            let org = crm::orgs::org_by_name(&mut tx, &org_name(&org)).await?;
+            let ctx = Ctx::new(Actor::system(org.id), Via::Cli, now);
+            let user = crm::users::find_user(&mut tx, org.id, &handle).await?;
+            crm::users::link_identity(&mut tx, &ctx, user.id, &platform, &corp, &id).await?;
+            tx.commit().await?;
+            println!("linked {platform} {corp}/{id} to {} ({})", user.name, user.handle);
+        }
+    }
+    db.close().await;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Building and running the server. `Application::build` binds the listener itself so tests can
+//! ask for port 0 and read the port back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::bot::Bot;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::store::{Db, DbOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database {url}: {source}")]
+    Database { url: String, source: sqlx::Error },
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+    #[error("seeding the demo org failed: {0}")]
+    Demo(#[from] crate::crm::CrmError),
+}
+
+/// Opens the database named by the settings and applies pending migrations.
+pub async fn open_db(settings: &Settings) -> Result<Db, StartupError> {
+    let db = Db::connect(&DbOptions::from_settings(settings))
+        .await
+        .map_err(|source| StartupError::Database { url: settings.database_url_redacted(), source })?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds `listen` (port 0 picks a free one) and prepares the router over an open database.
+    pub async fn build(settings: Settings, db: Db, clock: Clock) -> Result<Self, StartupError> {
+        let addr = settings.listen.clone();
+        let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+        let bot = Bot::new(db.clone(), clock.clone());
+        let state = AppState { db, bot, clock, settings: Arc::new(settings) };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish,
+    /// waiting at most `shutdown_timeout_secs`.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
+        let grace = self.state.settings.shutdown_timeout();
+        let app = http::router(self.state);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = tx.send(());
+        };
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(signal);
+        let server = server.into_future();
+        tokio::pin!(server);
+        tokio::select! {
+            res = &mut server => return res.map_err(StartupError::Serve),
+            _ = rx => {}
+        }
+        match tokio::time::timeout(grace, server).await {
+            Ok(res) => res.map_err(StartupError::Serve),
+            Err(_) => {
+                tracing::warn!(?grace, "in-flight requests did not finish in time; stopping anyway");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,67 @@
+//! Activities: visits, calls and the rest of a rep's touch points.
+
+use chrono::{DateTime, Utc};
+
+use super::Tx;
+use crate::crm::model::{Activity, ActivityKind};
+use crate::run;
+
+macro_rules! activity_select {
+    () => {
+        "SELECT a.id, a.org_id, a.customer_id, c.name AS customer_name, a.user_id, u.name AS user_name,
+                a.kind, a.occurred_at, a.content, a.next_step, a.location, a.source_message_id
+         FROM activities a JOIN customers c ON c.id = a.customer_id JOIN users u ON u.id = a.user_id "
+    };
+}
+
+pub struct NewActivityRow<'a> {
+    pub org_id: i64,
+    pub customer_id: i64,
+    pub user_id: i64,
+    pub kind: ActivityKind,
+    pub occurred_at: DateTime<Utc>,
+    pub content: &'a str,
+    pub next_step: Option<&'a str>,
+    pub location: Option<&'a str>,
+    pub source_message_id: Option<i64>,
+    pub now: DateTime<Utc>,
+}
+
+pub async fn insert(tx: &mut Tx, r: &NewActivityRow<'_>) -> sqlx::Result<i64> {
+    run!(tx, |c| sqlx::query_scalar(
+        "INSERT INTO activities (org_id, customer_id, user_id, kind, occurred_at, content, next_step,
+                                 location, source_message_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id"
+    )
+    .bind(r.org_id)
+    .bind(r.customer_id)
+    .bind(r.user_id)
+    .bind(r.kind)
+    .bind(r.occurred_at)
+    .bind(r.content)
+    .bind(r.next_step)
+    .bind(r.location)
+    .bind(r.source_message_id)
+    .bind(r.now)
+    .fetch_one(c)
+    .await)
+}
+
+pub async fn by_id(tx: &mut Tx, org_id: i64, id: i64) -> sqlx::Result<Option<Activity>> {
+    run!(tx, |c| sqlx::query_as(concat!(activity_select!(), "WHERE a.org_id = $1 AND a.id = $2"))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+}
+
+pub async fn for_customer(tx: &mut Tx, customer_id: i64, limit: i64) -> sqlx::Result<Vec<Activity>> {
+    run!(tx, |c| sqlx::query_as(concat!(
+        activity_select!(),
+        "WHERE a.customer_id = $1 ORDER BY a.occurred_at DESC, a.id DESC LIMIT $2"
+    ))
+    .bind(customer_id)
+    .bind(limit)
+    .fetch_all(c)
+    .await)
+}

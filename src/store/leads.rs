@@ -1,0 +1,122 @@
+//! Leads (线索).
+
+use chrono::{DateTime, Utc};
+
+use super::Tx;
+use crate::crm::model::{Lead, LeadStatus};
+use crate::run;
+
+macro_rules! lead_select {
+    () => {
+        "SELECT l.id, l.org_id, l.company, l.company_norm, l.contact_name, l.phone, l.phone_norm,
+                l.email, l.source, l.region, l.industry, l.status, l.owner_id,
+                u.team_id AS owner_team_id, l.dedupe_key, l.customer_id, l.created_at, l.updated_at
+         FROM leads l LEFT JOIN users u ON u.id = l.owner_id "
+    };
+}
+
+pub struct NewLeadRow<'a> {
+    pub org_id: i64,
+    pub company: &'a str,
+    pub company_norm: &'a str,
+    pub contact_name: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub phone_norm: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub source: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub industry: Option<&'a str>,
+    pub status: LeadStatus,
+    pub owner_id: Option<i64>,
+    pub dedupe_key: &'a str,
+    pub customer_id: Option<i64>,
+    pub now: DateTime<Utc>,
+}
+
+pub async fn insert(tx: &mut Tx, r: &NewLeadRow<'_>) -> sqlx::Result<i64> {
+    run!(tx, |c| sqlx::query_scalar(
+        "INSERT INTO leads (org_id, company, company_norm, contact_name, phone, phone_norm, email,
+                            source, region, industry, status, owner_id, dedupe_key, customer_id,
+                            created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id"
+    )
+    .bind(r.org_id)
+    .bind(r.company)
+    .bind(r.company_norm)
+    .bind(r.contact_name)
+    .bind(r.phone)
+    .bind(r.phone_norm)
+    .bind(r.email)
+    .bind(r.source)
+    .bind(r.region)
+    .bind(r.industry)
+    .bind(r.status)
+    .bind(r.owner_id)
+    .bind(r.dedupe_key)
+    .bind(r.customer_id)
+    .bind(r.now)
+    .fetch_one(c)
+    .await)
+}
+
+pub async fn by_id(tx: &mut Tx, org_id: i64, id: i64) -> sqlx::Result<Option<Lead>> {
+    run!(tx, |c| sqlx::query_as(concat!(lead_select!(), "WHERE l.org_id = $1 AND l.id = $2"))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+}
+
+/// Open (not converted or discarded) leads with the same phone or company.
+pub async fn open_duplicates(
+    tx: &mut Tx,
+    org_id: i64,
+    phone_norm: Option<&str>,
+    company_norm: &str,
+) -> sqlx::Result<Vec<Lead>> {
+    run!(tx, |c| sqlx::query_as(concat!(
+        lead_select!(),
+        "WHERE l.org_id = $1 AND l.status NOT IN ('converted', 'discarded')
+           AND ((l.phone_norm IS NOT NULL AND l.phone_norm = $2) OR l.company_norm = $3)
+         ORDER BY l.id"
+    ))
+    .bind(org_id)
+    .bind(phone_norm)
+    .bind(company_norm)
+    .fetch_all(c)
+    .await)
+}
+
+pub async fn set_owner_status(
+    tx: &mut Tx,
+    org_id: i64,
+    id: i64,
+    owner_id: Option<i64>,
+    status: LeadStatus,
+    customer_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    run!(tx, |c| sqlx::query(
+        "UPDATE leads SET owner_id = $3, status = $4, customer_id = $5, updated_at = $6
+         WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(owner_id)
+    .bind(status)
+    .bind(customer_id)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|_| ()))
+}
+
+pub async fn in_pool(tx: &mut Tx, org_id: i64) -> sqlx::Result<Vec<Lead>> {
+    run!(tx, |c| sqlx::query_as(concat!(
+        lead_select!(),
+        "WHERE l.org_id = $1 AND l.status = 'pool' ORDER BY l.created_at, l.id"
+    ))
+    .bind(org_id)
+    .fetch_all(c)
+    .await)
+}

@@ -1,0 +1,191 @@
+//! Storage on SQLite or PostgreSQL through one code path.
+//!
+//! [`Db`] is an enum over the two pools and [`Tx`] over their transactions. Queries are written
+//! once, as `&'static str` with `$N` placeholders (SQLite binds them by number), and run through
+//! the [`run!`](crate::run) macro, which compiles the body once per backend. Only where the
+//! dialects really differ does a query get two arms.
+
+pub mod activities;
+pub mod audit;
+pub mod customers;
+pub mod deals;
+pub mod inbox;
+pub mod leads;
+pub mod orgs;
+pub mod tasks;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+
+use crate::config::{DatabaseKind, Settings};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A transaction on whichever backend is live. Dropping it without [`Tx::commit`] rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Runs `$body` with `$c` bound to the transaction's connection, once per backend.
+#[macro_export]
+macro_rules! run {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+/// Connection options shared by the CLI, the server and the tests.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub url: String,
+    pub max_connections: u32,
+    pub sqlite_synchronous: SqliteSynchronous,
+    pub busy_timeout: Duration,
+}
+
+impl DbOptions {
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            url: s.database_url.expose_secret().to_string(),
+            max_connections: s.database_max_connections,
+            sqlite_synchronous: if s.sqlite_synchronous == "extra" {
+                SqliteSynchronous::Extra
+            } else {
+                SqliteSynchronous::Full
+            },
+            busy_timeout: Duration::from_millis(s.sqlite_busy_timeout_ms),
+        }
+    }
+
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 8,
+            sqlite_synchronous: SqliteSynchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Db {
+    pub async fn connect(opts: &DbOptions) -> Result<Self, sqlx::Error> {
+        let kind = DatabaseKind::of(&opts.url).map_err(|m| sqlx::Error::Configuration(m.into()))?;
+        Ok(match kind {
+            DatabaseKind::Sqlite => {
+                let co = SqliteConnectOptions::from_str(&opts.url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // FULL: a commit is on disk before we acknowledge the message that caused it.
+                    .synchronous(opts.sqlite_synchronous)
+                    .busy_timeout(opts.busy_timeout)
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(co)
+                    .await?;
+                Db::Sqlite(pool)
+            }
+            DatabaseKind::Postgres => {
+                let co = PgConnectOptions::from_str(&opts.url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(co)
+                    .await?;
+                Db::Postgres(pool)
+            }
+        })
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        match self {
+            Db::Sqlite(_) => DatabaseKind::Sqlite,
+            Db::Postgres(_) => DatabaseKind::Postgres,
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        }
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`) so two
+    /// writers queue on the busy timeout instead of failing when a read lock is upgraded.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// A transaction for reads only; it never blocks writers on SQLite.
+    pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Round trip to the database, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+            Db::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await,
+            Tx::Postgres(t) => t.rollback().await,
+        }
+    }
+}
+
+/// True when the error is a unique-constraint violation (by kind: SQLite reports no constraint name).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}

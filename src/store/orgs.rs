@@ -1,0 +1,73 @@
+//! Orgs and their deal stages.
+
+use chrono::{DateTime, Utc};
+
+use super::Tx;
+use crate::crm::model::{DealStatus, Org, Stage};
+use crate::run;
+
+pub async fn insert(tx: &mut Tx, name: &str, timezone: &str, now: DateTime<Utc>) -> sqlx::Result<Org> {
+    run!(tx, |c| sqlx::query_as(
+        "INSERT INTO orgs (name, timezone, created_at) VALUES ($1, $2, $3)
+         RETURNING id, name, timezone, created_at"
+    )
+    .bind(name)
+    .bind(timezone)
+    .bind(now)
+    .fetch_one(c)
+    .await)
+}
+
+pub async fn by_id(tx: &mut Tx, id: i64) -> sqlx::Result<Option<Org>> {
+    run!(tx, |c| sqlx::query_as("SELECT id, name, timezone, created_at FROM orgs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+}
+
+pub async fn by_name(tx: &mut Tx, name: &str) -> sqlx::Result<Option<Org>> {
+    run!(tx, |c| sqlx::query_as("SELECT id, name, timezone, created_at FROM orgs WHERE name = $1")
+        .bind(name)
+        .fetch_optional(c)
+        .await)
+}
+
+pub async fn list(tx: &mut Tx) -> sqlx::Result<Vec<Org>> {
+    run!(tx, |c| sqlx::query_as("SELECT id, name, timezone, created_at FROM orgs ORDER BY id").fetch_all(c).await)
+}
+
+pub async fn insert_stage(tx: &mut Tx, org_id: i64, s: &Stage) -> sqlx::Result<()> {
+    run!(tx, |c| sqlx::query(
+        "INSERT INTO stages (org_id, key, name_zh, name_en, probability, position, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    )
+    .bind(org_id)
+    .bind(&s.key)
+    .bind(&s.name_zh)
+    .bind(&s.name_en)
+    .bind(s.probability)
+    .bind(s.position)
+    .bind(s.outcome)
+    .execute(c)
+    .await
+    .map(|_| ()))
+}
+
+pub async fn stages(tx: &mut Tx, org_id: i64) -> sqlx::Result<Vec<Stage>> {
+    run!(tx, |c| sqlx::query_as(
+        "SELECT key, name_zh, name_en, probability, position, outcome FROM stages
+         WHERE org_id = $1 ORDER BY position"
+    )
+    .bind(org_id)
+    .fetch_all(c)
+    .await)
+}
+
+/// Number of stages by outcome, used to refuse an org without a won/lost stage.
+pub async fn count_stages(tx: &mut Tx, org_id: i64, outcome: DealStatus) -> sqlx::Result<i64> {
+    run!(tx, |c| sqlx::query_scalar("SELECT COUNT(*) FROM stages WHERE org_id = $1 AND outcome = $2")
+        .bind(org_id)
+        .bind(outcome)
+        .fetch_one(c)
+        .await)
+}

@@ -1,0 +1,87 @@
+//! Tasks and follow-ups.
+
+use chrono::{DateTime, Utc};
+
+use super::Tx;
+use crate::crm::model::{Task, TaskOrigin, TaskStatus};
+use crate::run;
+
+macro_rules! task_select {
+    () => {
+        "SELECT t.id, t.org_id, t.owner_id, u.team_id AS owner_team_id, t.title, t.due_at,
+                t.customer_id, c.name AS customer_name, t.deal_id, t.origin, t.status, t.completed_at,
+                t.created_at
+         FROM tasks t JOIN users u ON u.id = t.owner_id LEFT JOIN customers c ON c.id = t.customer_id "
+    };
+}
+
+pub struct NewTaskRow<'a> {
+    pub org_id: i64,
+    pub owner_id: i64,
+    pub title: &'a str,
+    pub due_at: DateTime<Utc>,
+    pub customer_id: Option<i64>,
+    pub deal_id: Option<i64>,
+    pub origin: TaskOrigin,
+    pub now: DateTime<Utc>,
+}
+
+pub async fn insert(tx: &mut Tx, r: &NewTaskRow<'_>) -> sqlx::Result<i64> {
+    run!(tx, |c| sqlx::query_scalar(
+        "INSERT INTO tasks (org_id, owner_id, title, due_at, customer_id, deal_id, origin, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING id"
+    )
+    .bind(r.org_id)
+    .bind(r.owner_id)
+    .bind(r.title)
+    .bind(r.due_at)
+    .bind(r.customer_id)
+    .bind(r.deal_id)
+    .bind(r.origin)
+    .bind(r.now)
+    .fetch_one(c)
+    .await)
+}
+
+pub async fn by_id(tx: &mut Tx, org_id: i64, id: i64) -> sqlx::Result<Option<Task>> {
+    run!(tx, |c| sqlx::query_as(concat!(task_select!(), "WHERE t.org_id = $1 AND t.id = $2"))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+}
+
+/// A user's open tasks due before `until`, oldest first (overdue ones included).
+pub async fn open_due_before(tx: &mut Tx, org_id: i64, owner_id: i64, until: DateTime<Utc>) -> sqlx::Result<Vec<Task>> {
+    run!(tx, |c| sqlx::query_as(concat!(
+        task_select!(),
+        "WHERE t.org_id = $1 AND t.owner_id = $2 AND t.status = 'open' AND t.due_at < $3
+         ORDER BY t.due_at, t.id"
+    ))
+    .bind(org_id)
+    .bind(owner_id)
+    .bind(until)
+    .fetch_all(c)
+    .await)
+}
+
+pub async fn set_status(
+    tx: &mut Tx,
+    org_id: i64,
+    id: i64,
+    status: TaskStatus,
+    completed_at: Option<DateTime<Utc>>,
+    due_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    run!(tx, |c| sqlx::query(
+        "UPDATE tasks SET status = $3, completed_at = $4, due_at = $5 WHERE org_id = $1 AND id = $2"
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(status)
+    .bind(completed_at)
+    .bind(due_at)
+    .execute(c)
+    .await
+    .map(|_| ()))
+}

@@ -1,0 +1,126 @@
+//! Users, teams and chat identities.
+
+use chrono::{DateTime, Utc};
+
+use super::Tx;
+use crate::crm::model::{Role, Team, User};
+use crate::run;
+
+macro_rules! user_select {
+    () => {
+        "SELECT u.id, u.org_id, u.handle, u.name, u.role, u.team_id, t.name AS team_name, u.active
+         FROM users u LEFT JOIN teams t ON t.id = u.team_id "
+    };
+}
+
+pub async fn insert_team(tx: &mut Tx, org_id: i64, name: &str, now: DateTime<Utc>) -> sqlx::Result<Team> {
+    run!(tx, |c| sqlx::query_as(
+        "INSERT INTO teams (org_id, name, created_at) VALUES ($1, $2, $3) RETURNING id, org_id, name"
+    )
+    .bind(org_id)
+    .bind(name)
+    .bind(now)
+    .fetch_one(c)
+    .await)
+}
+
+pub async fn team_by_name(tx: &mut Tx, org_id: i64, name: &str) -> sqlx::Result<Option<Team>> {
+    run!(tx, |c| sqlx::query_as("SELECT id, org_id, name FROM teams WHERE org_id = $1 AND name = $2")
+        .bind(org_id)
+        .bind(name)
+        .fetch_optional(c)
+        .await)
+}
+
+pub async fn insert(
+    tx: &mut Tx,
+    org_id: i64,
+    handle: &str,
+    name: &str,
+    role: Role,
+    team_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    run!(tx, |c| sqlx::query_scalar(
+        "INSERT INTO users (org_id, handle, name, role, team_id, active, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"
+    )
+    .bind(org_id)
+    .bind(handle)
+    .bind(name)
+    .bind(role)
+    .bind(team_id)
+    .bind(true)
+    .bind(now)
+    .fetch_one(c)
+    .await)
+}
+
+pub async fn by_id(tx: &mut Tx, org_id: i64, id: i64) -> sqlx::Result<Option<User>> {
+    run!(tx, |c| sqlx::query_as(concat!(user_select!(), "WHERE u.org_id = $1 AND u.id = $2"))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+}
+
+/// Looks a user up by handle or by display name (handles are unique; names may not be).
+pub async fn by_handle_or_name(tx: &mut Tx, org_id: i64, who: &str) -> sqlx::Result<Vec<User>> {
+    run!(tx, |c| sqlx::query_as(concat!(
+        user_select!(),
+        "WHERE u.org_id = $1 AND (LOWER(u.handle) = LOWER($2) OR u.name = $2) ORDER BY u.id"
+    ))
+    .bind(org_id)
+    .bind(who)
+    .fetch_all(c)
+    .await)
+}
+
+pub async fn list(tx: &mut Tx, org_id: i64) -> sqlx::Result<Vec<User>> {
+    run!(tx, |c| sqlx::query_as(concat!(user_select!(), "WHERE u.org_id = $1 ORDER BY u.id"))
+        .bind(org_id)
+        .fetch_all(c)
+        .await)
+}
+
+pub async fn insert_identity(
+    tx: &mut Tx,
+    org_id: i64,
+    platform: &str,
+    corp_id: &str,
+    platform_user_id: &str,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    run!(tx, |c| sqlx::query(
+        "INSERT INTO chat_identities (org_id, platform, corp_id, platform_user_id, user_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)"
+    )
+    .bind(org_id)
+    .bind(platform)
+    .bind(corp_id)
+    .bind(platform_user_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|_| ()))
+}
+
+pub async fn by_identity(
+    tx: &mut Tx,
+    platform: &str,
+    corp_id: &str,
+    platform_user_id: &str,
+) -> sqlx::Result<Option<User>> {
+    run!(tx, |c| sqlx::query_as(concat!(
+        user_select!(),
+        "JOIN chat_identities ci ON ci.user_id = u.id
+         WHERE ci.platform = $1 AND ci.corp_id = $2 AND ci.platform_user_id = $3"
+    ))
+    .bind(platform)
+    .bind(corp_id)
+    .bind(platform_user_id)
+    .fetch_optional(c)
+    .await)
+}
