@@ -129,7 +129,8 @@ impl Bot {
             return Ok(Reply { text, duplicate: false });
         };
         let ctx = Ctx { actor: Actor::of(&user), via: Via::Chat, source_message_id: Some(inbox_id), now };
-        match self.dispatch(&mut tx, &ctx, &user, &msg.text).await {
+        let lang = self.language(&mut tx, &user, &msg.text, inbox_id).await?;
+        match self.dispatch(&mut tx, &ctx, &user, lang, &msg.text).await {
             Ok(Outcome::Done(text)) => {
                 store::inbox::finish(&mut tx, inbox_id, "done", &text).await?;
                 tx.commit().await?;
@@ -184,13 +185,29 @@ impl Bot {
         Ok(Reply { text: row.map(|r| r.reply).unwrap_or_default(), duplicate: true })
     }
 
-    async fn dispatch(&self, tx: &mut Tx, ctx: &Ctx, user: &User, text: &str) -> crm::Result<Outcome> {
+    /// The reply language: the message's own, or for a bare number or emoji, that of the user's
+    /// previous message (a "2" answering a Chinese question gets a Chinese reply).
+    async fn language(&self, tx: &mut Tx, user: &User, text: &str, inbox_id: i64) -> Result<Lang, BotError> {
+        if text.chars().any(char::is_alphabetic) {
+            return Ok(match command::parse(text) {
+                Ok(p) => p.lang,
+                Err(ParseError::Usage { lang, .. }) => lang,
+                Err(ParseError::Empty) => command::detect_lang(text),
+            });
+        }
+        let previous = store::inbox::last_texts(tx, user.id, inbox_id, 5).await?;
+        Ok(previous
+            .iter()
+            .find(|t| t.chars().any(char::is_alphabetic))
+            .map_or(Lang::default(), |t| command::detect_lang(t)))
+    }
+
+    async fn dispatch(&self, tx: &mut Tx, ctx: &Ctx, user: &User, lang: Lang, text: &str) -> crm::Result<Outcome> {
         let parsed = match command::parse(text) {
             Ok(p) => p,
-            Err(ParseError::Usage { command, lang }) => return Ok(Outcome::Rejected(render::usage(lang, command))),
-            Err(ParseError::Empty) => return Ok(Outcome::Rejected(render::help(command::detect_lang(text), None))),
+            Err(ParseError::Usage { command, .. }) => return Ok(Outcome::Rejected(render::usage(lang, command))),
+            Err(ParseError::Empty) => return Ok(Outcome::Rejected(render::help(lang, None))),
         };
-        let lang = parsed.lang;
         match parsed.command {
             Command::Help { topic } => Ok(Outcome::Done(render::help(lang, topic.as_deref()))),
             Command::Unknown { text, suggestion } => {

@@ -143,6 +143,14 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
         if !boundary {
             continue;
         }
+        // The command word sets the language: "visit 海尔 ..." is an English speaker.
+        let lang = if t.word.iter().any(|c| is_cjk(*c)) {
+            Lang::Zh
+        } else if t.word.iter().any(char::is_ascii_alphabetic) {
+            Lang::En
+        } else {
+            lang
+        };
         let rest = &original[n..];
         return build(t, rest, lang).map(|command| Parsed { command, lang });
     }
@@ -204,15 +212,17 @@ fn unknown(text: &str, norm: &[char]) -> Command {
     let mut best: Option<(f64, &TriggerRef)> = None;
     for t in triggers() {
         let word: String = t.word.iter().collect();
-        // Compare the head with the word, and with the text's prefix of the word's length for
-        // Chinese, where there is often no space after the command.
-        let prefix: String = norm.iter().take(t.word.len()).collect();
-        let score = strsim::jaro_winkler(&head, &word).max(if t.word.iter().any(|c| is_cjk(*c)) {
-            strsim::jaro_winkler(&prefix, &word)
+        let score = if t.word.iter().any(|c| is_cjk(*c)) {
+            // Chinese has no space after the command, so compare the text's prefix of the word's
+            // length; one wrong character in a two-character word is still a likely typo.
+            let prefix: String = norm.iter().take(t.word.len()).collect();
+            let s = strsim::normalized_levenshtein(&prefix, &word);
+            if s >= 0.5 { s } else { 0.0 }
         } else {
-            0.0
-        });
-        if score >= 0.8 && best.as_ref().is_none_or(|(s, _)| score > *s) {
+            let s = strsim::jaro_winkler(&head, &word);
+            if s >= 0.8 { s } else { 0.0 }
+        };
+        if score > 0.0 && best.as_ref().is_none_or(|(s, _)| score > *s) {
             best = Some((score, t));
         }
     }

@@ -61,6 +61,16 @@ pub async fn by_message_id(tx: &mut Tx, platform: &str, message_id: &str) -> sql
         .await)
 }
 
+/// The user's latest message texts before inbox row `before_id`, newest first.
+pub async fn last_texts(tx: &mut Tx, user_id: i64, before_id: i64, limit: i64) -> sqlx::Result<Vec<String>> {
+    run!(tx, |c| sqlx::query_scalar("SELECT text FROM inbox WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3")
+        .bind(user_id)
+        .bind(before_id)
+        .bind(limit)
+        .fetch_all(c)
+        .await)
+}
+
 pub async fn count(tx: &mut Tx, platform: &str) -> sqlx::Result<i64> {
     run!(tx, |c| sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE platform = $1").bind(platform).fetch_one(c).await)
 }

@@ -1,0 +1,17 @@
+//! Integration tests: one binary (one link step). Storage tests run on SQLite always and on
+//! PostgreSQL when CHATCRM_TEST_PG names a server, each test on a fresh database.
+
+mod helpers;
+
+mod audit;
+mod bot;
+mod cli;
+mod crm_customers;
+mod crm_deals;
+mod crm_leads_tasks;
+mod demo;
+mod http;
+mod inbox;
+mod matching;
+mod permissions;
+mod shutdown;
