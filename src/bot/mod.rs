@@ -188,18 +188,11 @@ impl Bot {
     /// The reply language: the message's own, or for a bare number or emoji, that of the user's
     /// previous message (a "2" answering a Chinese question gets a Chinese reply).
     async fn language(&self, tx: &mut Tx, user: &User, text: &str, inbox_id: i64) -> Result<Lang, BotError> {
-        if text.chars().any(char::is_alphabetic) {
-            return Ok(match command::parse(text) {
-                Ok(p) => p.lang,
-                Err(ParseError::Usage { lang, .. }) => lang,
-                Err(ParseError::Empty) => command::detect_lang(text),
-            });
+        if let Some(lang) = lang_of(text) {
+            return Ok(lang);
         }
         let previous = store::inbox::last_texts(tx, user.id, inbox_id, 5).await?;
-        Ok(previous
-            .iter()
-            .find(|t| t.chars().any(char::is_alphabetic))
-            .map_or(Lang::default(), |t| command::detect_lang(t)))
+        Ok(previous.iter().find_map(|t| lang_of(t)).unwrap_or_default())
     }
 
     async fn dispatch(&self, tx: &mut Tx, ctx: &Ctx, user: &User, lang: Lang, text: &str) -> crm::Result<Outcome> {
@@ -306,6 +299,18 @@ impl Bot {
             }
         }
     }
+}
+
+/// The language a message is written in; `None` when it has no letters (a number, an emoji).
+fn lang_of(text: &str) -> Option<Lang> {
+    if !text.chars().any(char::is_alphabetic) {
+        return None;
+    }
+    Some(match command::parse(text) {
+        Ok(p) => p.lang,
+        Err(ParseError::Usage { lang, .. }) => lang,
+        Err(ParseError::Empty) => command::detect_lang(text),
+    })
 }
 
 fn into_storage(e: CrmError) -> sqlx::Error {
