@@ -44,6 +44,8 @@ enum Cmd {
     },
     /// Print the commented example configuration.
     PrintConfig,
+    /// Print the chat command reference (Markdown, from bot-commands/).
+    Commands,
     /// Validate the configuration and the command specs, then exit.
     CheckConfig,
 }
@@ -87,14 +89,21 @@ enum UsersCmd {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Cmd::PrintConfig = cli.command {
-        print!("{}", chatcrm::config::EXAMPLE);
-        return Ok(());
+    match cli.command {
+        Cmd::PrintConfig => {
+            print!("{}", chatcrm::config::EXAMPLE);
+            return Ok(());
+        }
+        Cmd::Commands => {
+            print!("{}", chatcrm::command::spec::reference_markdown());
+            return Ok(());
+        }
+        _ => {}
     }
     let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;
     chatcrm::telemetry::init(&settings.log_format, &settings.log_level);
     match cli.command {
-        Cmd::PrintConfig => Ok(()),
+        Cmd::PrintConfig | Cmd::Commands => Ok(()),
         Cmd::CheckConfig => {
             let n = chatcrm::command::spec::validate()?;
             println!("configuration OK (database {}), {n} command specs OK", settings.database_url_redacted());

@@ -213,7 +213,11 @@ pub fn customer_detail(lang: Lang, d: &CustomerDetail, tz: Tz) -> String {
         out.push(format!("👤 {}{title}{phone}", ct.name));
     }
     for deal in d.deals.iter().filter(|d| d.status == crate::crm::DealStatus::Open) {
-        out.push(format!("💼 #{} {} {} · {}", deal.id, deal.title, yuan(deal.amount_fen), deal.stage));
+        let stage = d.stages.iter().find(|s| s.key == deal.stage).map_or(deal.stage.as_str(), |s| match lang {
+            Lang::Zh => s.name_zh.as_str(),
+            Lang::En => s.name_en.as_str(),
+        });
+        out.push(format!("💼 #{} {} {} · {stage}", deal.id, deal.title, yuan(deal.amount_fen)));
     }
     if !d.recent_activities.is_empty() {
         out.push(pick(lang, "最近跟进：".into(), "Recent activity:".into()));

@@ -103,3 +103,42 @@ pub fn spec(name: &str) -> Option<&'static Spec> {
 pub fn validate() -> Result<usize, SpecError> {
     load().map(|s| s.len())
 }
+
+/// The command reference in Markdown, as it appears in the README (kept in step by a test).
+pub fn reference_markdown() -> String {
+    let mut out = String::from("| 命令 command | 用法 usage | 例子 examples |\n| --- | --- | --- |\n");
+    for s in specs() {
+        let words: Vec<&str> = s.triggers.iter().flat_map(|t| t.words.iter().map(String::as_str)).collect();
+        let words = if words.is_empty() { "(a bare number)".to_string() } else { words.join(" · ") };
+        let examples: Vec<String> = s.examples.iter().map(|e| format!("`{}`", e.text)).collect();
+        out.push_str(&format!(
+            "| **{}** {} / {}<br>{} | `{}`<br>`{}` | {} |\n",
+            s.name,
+            s.summary.zh,
+            s.summary.en,
+            words,
+            s.usage.zh,
+            s.usage.en,
+            examples.join("<br>")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    /// The README's command reference is generated from bot-commands/; regenerate it with
+    /// `cargo run -- commands` when a spec changes.
+    #[test]
+    fn readme_command_reference_is_current() {
+        let readme = include_str!("../../README.md");
+        let start = "<!-- commands:start -->\n";
+        let end = "<!-- commands:end -->";
+        let section = readme
+            .split_once(start)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(section, _)| section)
+            .unwrap_or_default();
+        assert_eq!(section, super::reference_markdown(), "README.md command reference is stale: run `cargo run -- commands`");
+    }
+}

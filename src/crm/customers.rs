@@ -42,6 +42,8 @@ pub struct CustomerDetail {
     pub contacts: Vec<Contact>,
     pub recent_activities: Vec<Activity>,
     pub deals: Vec<Deal>,
+    /// The org's stages, to name the deals' stages.
+    pub stages: Vec<super::Stage>,
 }
 
 /// The audited shape of a customer: its fields and tags.
@@ -165,6 +167,7 @@ pub async fn customer_detail(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Customer
         contacts: store::customers::contacts(tx, id).await?,
         recent_activities: store::activities::for_customer(tx, id, 5).await?,
         deals: store::deals::for_customer(tx, id).await?,
+        stages: store::orgs::stages(tx, ctx.org_id()).await?,
         customer,
     })
 }

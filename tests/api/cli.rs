@@ -48,13 +48,14 @@ impl Cli {
         format!("sqlite://{}", self.path("c.db").display())
     }
 
-    /// The binary in the temp dir, with no `CHATCRM_*` variable but the ones set here.
+    /// The binary in the temp dir, with no `CHATCRM_*` variable but the ones set here (and no
+    /// backtraces, so stderr holds only the error itself).
     fn command(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(self.dir.path()).args(args);
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
-            if k.starts_with("CHATCRM_") || k == "RUST_LOG" {
+            if k.starts_with("CHATCRM_") || matches!(k.as_ref(), "RUST_LOG" | "RUST_BACKTRACE" | "RUST_LIB_BACKTRACE") {
                 cmd.env_remove(&key);
             }
         }

@@ -5,13 +5,16 @@
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 
-use chatcrm::crm::customers::{CustomerPatch, NewCustomer};
+use chatcrm::crm::activities::NewActivity;
+use chatcrm::crm::customers::{CustomerPatch, NewContact, NewCustomer};
 use chatcrm::crm::deals::{DealPatch, NewDeal};
 use chatcrm::crm::leads::NewLead;
 use chatcrm::crm::matching::MatchOutcome;
 use chatcrm::crm::tasks::NewTask;
 use chatcrm::crm::users::NewUser;
-use chatcrm::crm::{self, Actor, CrmError, Ctx, Grade, Lang, LeadStatus, Role, TaskOrigin, TaskStatus, User, Via};
+use chatcrm::crm::{
+    self, ActivityKind, Actor, CrmError, Ctx, Grade, Lang, LeadStatus, Role, TaskOrigin, TaskStatus, User, Via,
+};
 use chatcrm::store::{Db, Tx};
 use chrono::Duration;
 use serde::Serialize;
@@ -201,6 +204,68 @@ async fn lead_matrix(db: Db) {
         async |tx: &mut Tx, ctx: &Ctx| crm::leads::set_lead_status(tx, ctx, id, LeadStatus::Contacted).await,
     )
     .await;
+}
+
+/// Everything hung on r1's customer (contacts, activities, deals, tasks) follows the customer's
+/// matrix; refusals leave no row behind in their own transaction.
+async fn customer_side_writes_follow_the_customer(db: Db) {
+    let w = World::new(db).await;
+    let customer = w.customer(&w.r1, "星河电子").await;
+    let id = customer.id;
+    for (user, expect) in matrix(&w) {
+        let ctx = w.ctx(user);
+        let who = &user.handle;
+        let mut tx = w.tx().await;
+        let rows_before = audit_rows(&mut tx, &w).await;
+
+        let contact = NewContact { name: "王经理", title: None, phone: None, wechat: None, email: None };
+        let r = crm::customers::add_contact(&mut tx, &ctx, id, contact).await;
+        assert_outcome(&r, expect, &format!("add_contact as {who}"));
+
+        let visit = NewActivity {
+            customer_id: id,
+            kind: ActivityKind::Visit,
+            content: "聊了报价".into(),
+            occurred_at: None,
+            next_step: None,
+            location: None,
+            follow_up: None,
+        };
+        assert_outcome(&crm::activities::log_activity(&mut tx, &ctx, visit).await, expect, &format!("visit as {who}"));
+
+        let deal = NewDeal {
+            customer_id: id,
+            title: "年度框架".into(),
+            amount_fen: 1_000_000,
+            stage: None,
+            expected_close: None,
+            owner_id: None,
+        };
+        assert_outcome(&crm::deals::create_deal(&mut tx, &ctx, deal).await, expect, &format!("deal as {who}"));
+
+        // The task is the actor's own; only the customer it names is someone else's.
+        let task = NewTask {
+            title: "回访".into(),
+            due_at: t0() + Duration::days(1),
+            owner_id: None,
+            customer_id: Some(id),
+            deal_id: None,
+            origin: TaskOrigin::Manual,
+        };
+        assert_outcome(&crm::tasks::create_task(&mut tx, &ctx, task).await, expect, &format!("task as {who}"));
+
+        let rows_after = audit_rows(&mut tx, &w).await;
+        match expect {
+            Allowed => assert_eq!(rows_after, rows_before + 4, "four changes as {who}, four audit rows"),
+            _ => assert_eq!(rows_after, rows_before, "refusals as {who} left audit rows"),
+        }
+        let detail = crm::customers::customer_detail(&mut tx, &w.ctx(&w.r1), id).await.expect("owner reads");
+        let added = usize::from(expect == Allowed);
+        assert_eq!(detail.contacts.len(), added, "contacts after the attempts as {who}");
+        assert_eq!(detail.recent_activities.len(), added, "activities after the attempts as {who}");
+        assert_eq!(detail.deals.len(), added, "deals after the attempts as {who}");
+        drop(tx);
+    }
 }
 
 /// A lead `owner` created for themself (committed).
@@ -544,6 +609,7 @@ crate::both_backends!(
     deal_matrix,
     task_matrix,
     lead_matrix,
+    customer_side_writes_follow_the_customer,
     lists_show_exactly_the_visible_records,
     only_admins_manage_users_teams_and_identities,
     reps_cannot_reassign_customers_or_leads,
