@@ -235,6 +235,8 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+// figment's Jail returns its large error type by design.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

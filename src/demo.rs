@@ -132,7 +132,7 @@ pub async fn seed(tx: &mut Tx, org_name: &str, timezone: &str, now: DateTime<Utc
     };
     let admin = mk(tx, "admin", "管理员", Role::Admin, None).await?;
     let manager = mk(tx, "hanmeimei", "韩梅梅", Role::Manager, Some(team.id)).await?;
-    let reps = vec![
+    let reps = [
         mk(tx, "lilei", "李雷", Role::Rep, Some(team.id)).await?,
         mk(tx, "zhangwei", "张伟", Role::Rep, Some(team.id)).await?,
         mk(tx, "wangfang", "王芳", Role::Rep, Some(team.id)).await?,

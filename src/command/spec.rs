@@ -139,6 +139,10 @@ mod tests {
             .and_then(|(_, rest)| rest.split_once(end))
             .map(|(section, _)| section)
             .unwrap_or_default();
-        assert_eq!(section, super::reference_markdown(), "README.md command reference is stale: run `cargo run -- commands`");
+        assert_eq!(
+            section,
+            super::reference_markdown(),
+            "README.md command reference is stale: run `cargo run -- commands`"
+        );
     }
 }

@@ -36,7 +36,8 @@ pub struct DealDetail {
     pub history: Vec<StageMove>,
 }
 
-const MAX_AMOUNT_FEN: i64 = 100_000_000_000_00; // 1000 亿元: beyond any small team's deal, likely a typo.
+/// 1000 亿元 in 分: beyond any small team's deal, so almost certainly a typo.
+const MAX_AMOUNT_FEN: i64 = 10_000_000_000_000;
 
 fn check_amount(fen: i64) -> Result<i64> {
     if !(0..=MAX_AMOUNT_FEN).contains(&fen) {

@@ -83,6 +83,40 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Errors produced outside our handlers (tower-http's 413 and 408, axum's 405) come with a plain or
+/// empty body; give them the same JSON shape as ours so clients parse one format.
+pub async fn json_errors<B>(res: axum::http::Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let res = res.map(axum::body::Body::new);
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body is too large"),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long; nothing was stored, retry it"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this endpoint does not accept that method"),
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint"),
+        s if s.is_server_error() => ("internal", "internal error"),
+        _ => ("bad_request", "bad request"),
+    };
+    let (mut parts, _) = res.into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    let body = Json(Body { code, message }).into_response();
+    let (body_parts, body) = body.into_parts();
+    parts.headers.extend(body_parts.headers);
+    Response::from_parts(parts, body)
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
 }

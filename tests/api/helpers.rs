@@ -127,7 +127,7 @@ impl World {
         let sys2 = Ctx::new(Actor::system(org2.id), Via::Cli, now);
         let ta = crm::users::create_team(&mut tx, &sys, "Team A").await.expect("team a");
         let tb = crm::users::create_team(&mut tx, &sys, "Team B").await.expect("team b");
-        let mut add = async |tx: &mut Tx, ctx: &Ctx, handle: &str, role: Role, team_id: Option<i64>| {
+        let add = async |tx: &mut Tx, ctx: &Ctx, handle: &str, role: Role, team_id: Option<i64>| {
             crm::users::create_user(tx, ctx, NewUser { handle, name: handle, role, team_id }).await.expect("user")
         };
         let admin = add(&mut tx, &sys, "admin", Role::Admin, None).await;

@@ -275,9 +275,7 @@ async fn oversized_body_is_refused_and_not_stored(db: Db) {
     let text = format!("拜访 海尔 {}", "很".repeat(400)); // ~1.2 KB of UTF-8, under the text limit.
     let r = message(&server, "lilei", &text).await;
     assert_eq!(r.status, 413, "{}", r.body);
-    // BUG: a body whose Content-Length exceeds the limit gets tower-http's plain-text 413
-    // ("length limit exceeded"), not the uniform JSON error; see the oneshot test for the JSON one.
-    // r.assert_error(413, "payload_too_large");
+    r.assert_error(413, "payload_too_large");
     assert_eq!(count(&db, "inbox").await, inbox + 1, "an oversized message was stored");
     assert_eq!(count(&db, "activities").await, activities + 1);
     server.stop().await;
@@ -480,4 +478,44 @@ mod oneshot_router {
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
         assert_eq!(body_json(res).await["code"], "not_found");
     }
+}
+
+// --- Errors produced by the middleware and the router itself ---------------------------------
+
+async fn wrong_method_is_405_with_allow(db: Db) {
+    let server = demo_server(&db).await;
+    let r = server.get("/console/messages").await;
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert_eq!(r.header("allow"), Some("POST"));
+    r.assert_error(405, "method_not_allowed");
+    server.stop().await;
+}
+
+both_backends!(wrong_method_is_405_with_allow);
+
+/// A request that runs past `request_timeout_secs` gets 408 and leaves nothing behind, so the
+/// client's retry with the same message id is handled as new. SQLite only: the request is held
+/// by taking SQLite's write lock on another connection (see shutdown.rs).
+#[tokio::test]
+async fn timed_out_request_is_408_and_can_be_retried() {
+    let t = TestDb::sqlite().await;
+    seed_demo(&t.db).await;
+    let server = Server::start(Settings { request_timeout_secs: 1, ..settings() }, t.db.clone()).await;
+    let inbox = count(&t.db, "inbox").await;
+    let activities = count(&t.db, "activities").await;
+    let body = json!({ "user": "lilei", "text": "拜访 海尔 聊了二期需求", "message_id": "slow-1" });
+
+    let lock = super::shutdown::hold_write_lock(&t.url).await;
+    let r = server.post("/console/messages", &body).await;
+    assert_eq!(r.status, 408, "{}", r.body);
+    r.assert_error(408, "timeout");
+    super::shutdown::release_write_lock(lock).await;
+    assert_eq!(count(&t.db, "inbox").await, inbox, "a timed-out message was stored");
+
+    let r = server.post("/console/messages", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["duplicate"], false, "{}", r.body);
+    assert_eq!(count(&t.db, "inbox").await, inbox + 1);
+    assert_eq!(count(&t.db, "activities").await, activities + 1);
+    server.stop().await;
 }

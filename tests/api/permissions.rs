@@ -89,7 +89,7 @@ async fn audit_rows(tx: &mut Tx, w: &World) -> usize {
 /// its own transaction that is dropped afterwards, so every cell starts from the same state.
 /// The checks run inside the attempt's transaction, where a write made before a refusal would
 /// still be visible: a refused write leaves the record (re-read as the owner) and the audit log
-/// as they were; an allowed one changes the record and adds one audit row.
+/// as they were; an allowed one changes the record and adds one audit row, gone with the rollback.
 async fn check_matrix<T, R, W>(w: &World, kind: &str, read: R, write: W)
 where
     T: Serialize + Debug,
@@ -106,6 +106,7 @@ where
         drop(tx);
 
         let what = format!("{kind}: write as {}", user.handle);
+        let committed = w.count("audit_log").await;
         let mut tx = w.tx().await;
         let before = snapshot(&read(&mut tx, &owner).await.expect("owner reads the record"));
         let rows_before = audit_rows(&mut tx, w).await;
@@ -121,6 +122,7 @@ where
             assert_eq!(rows_after, rows_before, "{what}: a refused write left an audit row");
         }
         drop(tx);
+        assert_eq!(w.count("audit_log").await, committed, "{what}: an audit row outlived its transaction");
     }
 }
 
@@ -296,8 +298,18 @@ async fn deal_for(w: &World, owner: &User, customer_id: i64, title: &str) -> crm
     deal
 }
 
-fn ids<'a>(items: impl IntoIterator<Item = &'a i64>) -> BTreeSet<i64> {
-    items.into_iter().copied().collect()
+fn ids(items: impl IntoIterator<Item = i64>) -> BTreeSet<i64> {
+    items.into_iter().collect()
+}
+
+/// One row of the list-scoping table: what `user` sees.
+struct Visible<'a> {
+    user: &'a User,
+    customers: &'a [i64],
+    /// With `owned_only`.
+    owned: &'a [i64],
+    /// Open deals.
+    deals: &'a [i64],
 }
 
 fn hits(found: &MatchOutcome) -> BTreeSet<i64> {
@@ -339,27 +351,31 @@ async fn lists_show_exactly_the_visible_records(db: Db) {
     crm::deals::close_deal(&mut tx, &w.ctx(&w.r1), won, true, None, None).await.expect("win deal");
     tx.commit().await.expect("commit");
 
-    // (actor, customers visible, customers owned, open deals visible)
-    let table: [(&User, &[i64], &[i64], &[i64]); 6] = [
-        (&w.r1, &[c1], &[c1], &[d1]),
-        (&w.r2, &[c2], &[c2], &[d2]),
-        (&w.ma, &[c1, c2, cma, unowned], &[cma], &[d1, d2, dma]),
-        (&w.mb, &[c3, unowned], &[], &[d3]),
-        (&w.admin, &[c1, c2, c3, cma, unowned], &[], &[d1, d2, d3, dma, dadmin]),
-        (&w.admin2, &[c4], &[], &[d4]),
+    let table = [
+        Visible { user: &w.r1, customers: &[c1], owned: &[c1], deals: &[d1] },
+        Visible { user: &w.r2, customers: &[c2], owned: &[c2], deals: &[d2] },
+        Visible { user: &w.ma, customers: &[c1, c2, cma, unowned], owned: &[cma], deals: &[d1, d2, dma] },
+        Visible { user: &w.mb, customers: &[c3, unowned], owned: &[], deals: &[d3] },
+        Visible {
+            user: &w.admin,
+            customers: &[c1, c2, c3, cma, unowned],
+            owned: &[],
+            deals: &[d1, d2, d3, dma, dadmin],
+        },
+        Visible { user: &w.admin2, customers: &[c4], owned: &[], deals: &[d4] },
     ];
-    for (user, visible, owned, deals) in table {
-        let who = &user.handle;
-        let ctx = w.ctx(user);
+    for row in table {
+        let who = &row.user.handle;
+        let ctx = w.ctx(row.user);
         let mut tx = w.tx().await;
         let all = crm::customers::list_customers(&mut tx, &ctx, false).await.expect("list customers");
-        assert_eq!(ids(all.iter().map(|c| &c.id)), ids(visible), "customers visible to {who}");
+        assert_eq!(ids(all.iter().map(|c| c.id)), ids(row.customers.iter().copied()), "customers visible to {who}");
         let mine = crm::customers::list_customers(&mut tx, &ctx, true).await.expect("list own customers");
-        assert_eq!(ids(mine.iter().map(|c| &c.id)), ids(owned), "customers owned by {who}");
+        assert_eq!(ids(mine.iter().map(|c| c.id)), ids(row.owned.iter().copied()), "customers owned by {who}");
         let found = crm::customers::find_customer(&mut tx, &ctx, "星河").await.expect("find customer");
-        assert_eq!(hits(&found), ids(visible), "customers {who} finds by 星河");
+        assert_eq!(hits(&found), ids(row.customers.iter().copied()), "customers {who} finds by 星河");
         let open = crm::deals::open_deals(&mut tx, &ctx).await.expect("open deals");
-        assert_eq!(ids(open.iter().map(|d| &d.id)), ids(deals), "open deals visible to {who}");
+        assert_eq!(ids(open.iter().map(|d| d.id)), ids(row.deals.iter().copied()), "open deals visible to {who}");
     }
 
     // An exact name the searcher may not see finds nothing (rather than a refusal that leaks it).
@@ -529,7 +545,7 @@ async fn pool_leads_are_open_to_the_whole_org(db: Db) {
         let mut tx = w.tx().await;
         crm::leads::get_lead(&mut tx, &ctx, lead.id).await.expect("anyone in the org reads a pool lead");
         let pool = crm::leads::pool(&mut tx, &ctx).await.expect("pool");
-        assert_eq!(ids(pool.iter().map(|l| &l.id)), BTreeSet::from([lead.id]), "the pool as {}", user.handle);
+        assert_eq!(ids(pool.iter().map(|l| l.id)), BTreeSet::from([lead.id]), "the pool as {}", user.handle);
     }
     for user in [&w.r4, &w.admin2] {
         let ctx = w.ctx(user);

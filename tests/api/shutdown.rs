@@ -21,13 +21,13 @@ use sqlx::{ConnectOptions, SqliteConnection};
 const STOP_BOUND: Duration = Duration::from_secs(60);
 
 /// A second connection to the test database that holds the write lock until released.
-async fn hold_write_lock(url: &str) -> SqliteConnection {
+pub async fn hold_write_lock(url: &str) -> SqliteConnection {
     let mut conn = SqliteConnectOptions::from_str(url).expect("url").connect().await.expect("raw connection");
     sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("take the write lock");
     conn
 }
 
-async fn release_write_lock(mut conn: SqliteConnection) {
+pub async fn release_write_lock(mut conn: SqliteConnection) {
     sqlx::query("ROLLBACK").execute(&mut conn).await.expect("release the write lock");
 }
 
