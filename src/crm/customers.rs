@@ -187,6 +187,9 @@ pub async fn update_customer(tx: &mut Tx, ctx: &Ctx, id: i64, patch: CustomerPat
     let industry = clean_opt("行业", "industry", patch.industry.as_deref(), 50)?.or(before.industry.clone());
     let region = clean_opt("地区", "region", patch.region.as_deref(), 50)?.or(before.region.clone());
     let source = clean_opt("来源", "source", patch.source.as_deref(), 50)?.or(before.source.clone());
+    // Validate every tag before writing anything, so a refusal leaves the row untouched.
+    let add_tags = patch.add_tags.iter().map(|t| check_tag(t)).collect::<Result<Vec<_>>>()?;
+    let remove_tags = patch.remove_tags.iter().map(|t| check_tag(t)).collect::<Result<Vec<_>>>()?;
     store::customers::update(
         tx,
         ctx.org_id(),
@@ -201,11 +204,11 @@ pub async fn update_customer(tx: &mut Tx, ctx: &Ctx, id: i64, patch: CustomerPat
         },
     )
     .await?;
-    for tag in &patch.add_tags {
-        store::customers::add_tag(tx, id, &check_tag(tag)?).await?;
+    for tag in &add_tags {
+        store::customers::add_tag(tx, id, tag).await?;
     }
-    for tag in &patch.remove_tags {
-        store::customers::remove_tag(tx, id, &check_tag(tag)?).await?;
+    for tag in &remove_tags {
+        store::customers::remove_tag(tx, id, tag).await?;
     }
     let after = load(tx, ctx.org_id(), id).await?;
     let after_tags = store::customers::tags(tx, id).await?;

@@ -214,6 +214,58 @@ fn check_open(lead: &Lead) -> Result<()> {
     Ok(())
 }
 
+/// Turns a lead into a customer (with its contact person and phone) owned by the lead's owner.
+pub async fn convert_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<(Lead, super::Customer)> {
+    let before = get_lead(tx, ctx, id).await?;
+    check_open(&before)?;
+    if before.status == LeadStatus::Pool {
+        return Err(invalid(format!("请先认领线索 #{id}"), format!("claim lead #{id} first")));
+    }
+    let customer = super::customers::create_customer(
+        tx,
+        ctx,
+        super::customers::NewCustomer {
+            name: before.company.clone(),
+            industry: before.industry.clone(),
+            region: before.region.clone(),
+            source: before.source.clone(),
+            grade: None,
+            owner_id: before.owner_id,
+            tags: Vec::new(),
+        },
+    )
+    .await?;
+    if before.contact_name.is_some() || before.phone.is_some() || before.email.is_some() {
+        let name = before.contact_name.clone().unwrap_or_else(|| "联系人".into());
+        super::customers::add_contact(
+            tx,
+            ctx,
+            customer.id,
+            super::customers::NewContact {
+                name: &name,
+                title: None,
+                phone: before.phone.as_deref(),
+                wechat: None,
+                email: before.email.as_deref(),
+            },
+        )
+        .await?;
+    }
+    store::leads::set_owner_status(
+        tx,
+        ctx.org_id(),
+        id,
+        before.owner_id,
+        LeadStatus::Converted,
+        Some(customer.id),
+        ctx.now,
+    )
+    .await?;
+    let after = load(tx, ctx, id).await?;
+    audit(tx, ctx, "convert", "lead", id, Some(&before), Some(&after)).await?;
+    Ok((after, customer))
+}
+
 pub async fn pool(tx: &mut Tx, ctx: &Ctx) -> Result<Vec<Lead>> {
     Ok(store::leads::in_pool(tx, ctx.org_id()).await?)
 }

@@ -12,6 +12,7 @@ pub mod matching;
 pub mod model;
 pub mod orgs;
 pub mod tasks;
+pub mod undo;
 pub mod users;
 
 use serde::Serialize;

@@ -166,7 +166,7 @@ impl Ctx {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Org {
     pub id: i64,
     pub name: String,
@@ -180,14 +180,14 @@ impl Org {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Team {
     pub id: i64,
     pub org_id: i64,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
     pub org_id: i64,
@@ -199,7 +199,7 @@ pub struct User {
     pub active: bool,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Stage {
     pub key: String,
     pub name_zh: String,
@@ -209,7 +209,7 @@ pub struct Stage {
     pub outcome: DealStatus,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Customer {
     pub id: i64,
     pub org_id: i64,
@@ -229,7 +229,7 @@ pub struct Customer {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Contact {
     pub id: i64,
     pub customer_id: i64,
@@ -240,7 +240,7 @@ pub struct Contact {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Activity {
     pub id: i64,
     pub org_id: i64,
@@ -256,7 +256,7 @@ pub struct Activity {
     pub source_message_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Deal {
     pub id: i64,
     pub org_id: i64,
@@ -277,7 +277,7 @@ pub struct Deal {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct StageMove {
     pub id: i64,
     pub deal_id: i64,
@@ -287,7 +287,7 @@ pub struct StageMove {
     pub moved_by: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Lead {
     pub id: i64,
     pub org_id: i64,
@@ -309,7 +309,7 @@ pub struct Lead {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Task {
     pub id: i64,
     pub org_id: i64,
@@ -326,7 +326,7 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: i64,
     pub org_id: i64,

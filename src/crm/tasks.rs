@@ -107,3 +107,30 @@ pub async fn today(tx: &mut Tx, ctx: &Ctx, tz: chrono_tz::Tz) -> Result<Today> {
     let quiet = store::customers::quiet(tx, ctx.org_id(), user_id, Grade::A, limit).await?;
     Ok(Today { overdue, due_today, quiet })
 }
+
+/// Moves an open task to a new time in the future.
+pub async fn snooze_task(tx: &mut Tx, ctx: &Ctx, id: i64, until: DateTime<Utc>) -> Result<Task> {
+    let before = get_task(tx, ctx, id).await?;
+    if before.status != TaskStatus::Open {
+        return Err(invalid(format!("任务 #{id} 已经结束了"), format!("task #{id} is already closed")));
+    }
+    if until <= ctx.now {
+        return Err(invalid(
+            "新的时间已经过去了，请给一个将来的时间",
+            "that time has already passed; give a time in the future",
+        ));
+    }
+    store::tasks::set_status(tx, ctx.org_id(), id, TaskStatus::Open, None, until).await?;
+    let after = load(tx, ctx, id).await?;
+    audit(tx, ctx, "snooze", "task", id, Some(&before), Some(&after)).await?;
+    Ok(after)
+}
+
+/// Open tasks the actor owns, soonest first (for `#id` hints).
+pub async fn my_open_tasks(tx: &mut Tx, ctx: &Ctx, limit: usize) -> Result<Vec<Task>> {
+    let Some(me) = ctx.actor.user_id else { return Ok(Vec::new()) };
+    let far = ctx.now + Duration::days(3650);
+    let mut tasks = store::tasks::open_due_before(tx, ctx.org_id(), me, far).await?;
+    tasks.truncate(limit);
+    Ok(tasks)
+}

@@ -62,3 +62,41 @@ pub async fn for_org(tx: &mut Tx, org_id: i64) -> sqlx::Result<Vec<AuditEntry>> 
     .fetch_all(c)
     .await)
 }
+
+/// The actor's latest change since `since` that has not been undone (undo rows excluded).
+pub async fn last_undoable(
+    tx: &mut Tx,
+    org_id: i64,
+    actor_id: i64,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Option<AuditEntry>> {
+    run!(tx, |c| sqlx::query_as(
+        "SELECT id, org_id, actor_id, action, entity, entity_id, before, after, via, source_message_id, at
+         FROM audit_log
+         WHERE org_id = $1 AND actor_id = $2 AND at >= $3 AND undone = FALSE AND action <> 'undo'
+         ORDER BY id DESC LIMIT 1"
+    )
+    .bind(org_id)
+    .bind(actor_id)
+    .bind(since)
+    .fetch_optional(c)
+    .await)
+}
+
+/// Every not-yet-undone change of one inbound message by one actor, oldest first.
+pub async fn for_message(tx: &mut Tx, actor_id: i64, message_id: i64) -> sqlx::Result<Vec<AuditEntry>> {
+    run!(tx, |c| sqlx::query_as(
+        "SELECT id, org_id, actor_id, action, entity, entity_id, before, after, via, source_message_id, at
+         FROM audit_log
+         WHERE actor_id = $1 AND source_message_id = $2 AND undone = FALSE AND action <> 'undo'
+         ORDER BY id"
+    )
+    .bind(actor_id)
+    .bind(message_id)
+    .fetch_all(c)
+    .await)
+}
+
+pub async fn mark_undone(tx: &mut Tx, id: i64) -> sqlx::Result<()> {
+    run!(tx, |c| sqlx::query("UPDATE audit_log SET undone = TRUE WHERE id = $1").bind(id).execute(c).await.map(|_| ()))
+}

@@ -12,7 +12,9 @@ pub mod deals;
 pub mod inbox;
 pub mod leads;
 pub mod orgs;
+pub mod report;
 pub mod tasks;
+pub mod undo;
 pub mod users;
 
 use std::str::FromStr;

@@ -425,34 +425,35 @@ async fn chat_changes_name_their_message(db: Db) {
     let mark = rows(&w).await.len();
     let reply = bot.handle(&w.msg(&w.r1, "m1", "拜访 星河电子 聊了报价")).await.expect("bot handles the visit");
     assert!(!reply.duplicate);
-    let mut tx = w.tx().await;
+    let mut tx = w.db.begin_read().await.expect("begin read");
     let inbox = store::inbox::by_message_id(&mut tx, "console", "m1").await.expect("read inbox").expect("inbox row");
     assert_eq!(inbox.status, "done", "the visit was accepted: {}", reply.text);
-    let row = new_row(&w, mark).await;
-    assert_eq!(row.source_message_id, Some(inbox.id), "the audit row names the message that caused it");
-    assert_row(&row, "create", "activity", row.entity_id, &w.r1, Via::Chat);
-    assert_create(&row);
-    let activity = store::activities::by_id(&mut tx, w.org.id, row.entity_id)
-        .await
-        .expect("read activity")
-        .expect("the audited activity exists");
-    assert_eq!((activity.customer_id, activity.kind), (customer.id, ActivityKind::Visit));
-    assert_eq!(activity.content, "聊了报价");
+    let activities = store::activities::for_customer(&mut tx, customer.id, 10).await.expect("read activities");
+    let [activity] = activities.as_slice() else { panic!("expected one activity, got {activities:#?}") };
+    assert_eq!((activity.kind, activity.content.as_str()), (ActivityKind::Visit, "聊了报价"));
     assert_eq!(activity.source_message_id, Some(inbox.id));
     drop(tx);
+    let row = new_row(&w, mark).await;
+    assert_row(&row, "create", "activity", activity.id, &w.r1, Via::Chat);
+    assert_eq!(row.source_message_id, Some(inbox.id), "the audit row names the message that caused it");
+    assert_create(&row);
+    assert_eq!(after(&row)["content"], "聊了报价");
 
     // A retry of the same message changes nothing, so it audits nothing.
     let mark = rows(&w).await.len();
     let again = bot.handle(&w.msg(&w.r1, "m1", "拜访 星河电子 聊了报价")).await.expect("bot handles the retry");
     assert!(again.duplicate, "the retry is recognised");
-    // A refused message (no such customer) is recorded in the inbox but audits nothing.
-    let refused = bot.handle(&w.msg(&w.r1, "m2", "拜访 无此客户 聊了报价")).await.expect("bot handles m2");
-    assert!(!refused.duplicate);
-    let mut tx = w.tx().await;
-    let inbox = store::inbox::by_message_id(&mut tx, "console", "m2").await.expect("read inbox").expect("inbox row");
-    assert_eq!(inbox.status, "rejected", "m2 was refused: {}", refused.text);
-    drop(tx);
+    // Refused messages are recorded in the inbox but audit nothing: a customer that is not found,
+    // and a duplicate customer (refused by the service, after the bot began its transaction).
+    for (id, text) in [("m2", "拜访 无此客户 聊了报价"), ("m3", "新客户 星河电子有限公司")] {
+        let refused = bot.handle(&w.msg(&w.r1, id, text)).await.expect("bot handles a refused message");
+        assert!(!refused.duplicate);
+        let mut tx = w.db.begin_read().await.expect("begin read");
+        let inbox = store::inbox::by_message_id(&mut tx, "console", id).await.expect("read inbox").expect("inbox row");
+        assert_eq!(inbox.status, "rejected", "{text} was refused: {}", refused.text);
+    }
     assert_eq!(rows(&w).await.len(), mark, "a retry or a refused message left an audit row");
+    assert_eq!(w.count("customers").await, 1, "the duplicate customer was not created");
 }
 
 crate::both_backends!(

@@ -144,18 +144,7 @@ async fn customer_matrix(db: Db) {
 async fn deal_matrix(db: Db) {
     let w = World::new(db).await;
     let customer = w.customer(&w.r1, "星河电子").await;
-    let mut tx = w.tx().await;
-    let new = NewDeal {
-        customer_id: customer.id,
-        title: "年度框架".into(),
-        amount_fen: 5_000_000,
-        stage: None,
-        expected_close: None,
-        owner_id: None,
-    };
-    let deal = crm::deals::create_deal(&mut tx, &w.ctx(&w.r1), new).await.expect("create deal");
-    tx.commit().await.expect("commit deal");
-    assert_eq!(deal.owner_id, w.r1.id, "the deal belongs to r1");
+    let deal = deal_for(&w, &w.r1, customer.id, "年度框架").await;
 
     let id = deal.id;
     check_matrix(
