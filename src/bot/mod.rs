@@ -4,22 +4,24 @@
 //! message id), the change it causes and its audit rows commit together, so a platform retry of
 //! a message already handled changes nothing and gets the same reply back.
 
+mod exec;
 mod render;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::clock::Clock;
-use crate::command::{self, Command, ParseError};
-use crate::crm::activities::NewActivity;
-use crate::crm::matching::{MatchOutcome, Ranked};
+use crate::command::{self, ParseError};
 use crate::crm::{self, Actor, CrmError, Ctx, Lang, User, Via};
 use crate::store::inbox::NewInboxRow;
 use crate::store::{self, Db, Tx};
 
-/// How long a "which one?" question waits for its answer.
-const PENDING_TTL_MINUTES: i64 = 10;
+pub use render::{format_time, yuan};
+
+/// How long a question ("which one?", "why was it lost?") waits for its answer.
+pub const PENDING_TTL_MINUTES: i64 = 10;
 
 /// A chat message as every platform adapter delivers it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,20 +56,7 @@ pub enum BotError {
 pub struct Bot {
     db: Db,
     clock: Clock,
-}
-
-/// The question the bot is waiting on, stored per user.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
-    action: PendingAction,
-    candidates: Vec<(i64, String)>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-enum PendingAction {
-    LogActivity { kind: crm::ActivityKind, content: String },
-    ShowCustomer,
+    undo_window: chrono::Duration,
 }
 
 /// What handling a message produced: the reply text, and whether it changed nothing because the
@@ -77,9 +66,25 @@ enum Outcome {
     Rejected(String),
 }
 
+/// Everything the command handlers need about the message being handled.
+struct Turn<'a> {
+    ctx: Ctx,
+    user: &'a User,
+    lang: Lang,
+    tz: Tz,
+    /// The message text, kept for questions that re-run it once answered.
+    text: &'a str,
+}
+
 impl Bot {
     pub fn new(db: Db, clock: Clock) -> Self {
-        Self { db, clock }
+        Self { db, clock, undo_window: chrono::Duration::minutes(crm::undo::DEFAULT_WINDOW_MINUTES) }
+    }
+
+    /// Changes how far back `undo` reaches.
+    pub fn with_undo_window(mut self, window: chrono::Duration) -> Self {
+        self.undo_window = window;
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -99,7 +104,6 @@ impl Bot {
 
     async fn handle_inner(&self, msg: &IncomingMessage) -> Result<Reply, BotError> {
         let now = self.clock.now();
-        let lang = command::detect_lang(&msg.text);
         let mut tx = self.db.begin().await?;
         let user = crm::users::resolve_identity(&mut tx, &msg.platform, &msg.corp_id, &msg.sender)
             .await
@@ -109,34 +113,29 @@ impl Bot {
             span.record("org", u.org_id);
             span.record("user", u.id);
         }
-        let inbox_row = |user: Option<&User>| NewInboxRow {
-            org_id: user.map(|u| u.org_id),
-            platform: &msg.platform,
-            message_id: &msg.message_id,
-            sender: &msg.sender,
-            user_id: user.map(|u| u.id),
-            text: &msg.text,
-            received_at: now,
-        };
-        let Some(inbox_id) = store::inbox::insert(&mut tx, &inbox_row(user.as_ref())).await? else {
+        let row = inbox_row(msg, user.as_ref(), now);
+        let Some(inbox_id) = store::inbox::insert(&mut tx, &row).await? else {
             return self.duplicate(tx, msg).await;
         };
         let Some(user) = user else {
-            let text = render::not_linked(lang, msg);
+            let text = render::not_linked(command::detect_lang(&msg.text), msg);
             store::inbox::finish(&mut tx, inbox_id, "rejected", &text).await?;
             tx.commit().await?;
             tracing::info!("message from an unlinked chat identity");
             return Ok(Reply { text, duplicate: false });
         };
+        let tz = crm::orgs::org_by_id(&mut tx, user.org_id).await.map_err(into_storage)?.tz();
+        let local_now = now.with_timezone(&tz);
+        let lang = self.language(&mut tx, &user, &msg.text, inbox_id, local_now).await?;
         let ctx = Ctx { actor: Actor::of(&user), via: Via::Chat, source_message_id: Some(inbox_id), now };
-        let lang = self.language(&mut tx, &user, &msg.text, inbox_id).await?;
-        match self.dispatch(&mut tx, &ctx, &user, lang, &msg.text).await {
+        let turn = Turn { ctx, user: &user, lang, tz, text: &msg.text };
+        match self.dispatch(&mut tx, &turn, &msg.text).await {
             Ok(Outcome::Done(text)) => {
                 store::inbox::finish(&mut tx, inbox_id, "done", &text).await?;
                 tx.commit().await?;
                 Ok(Reply { text, duplicate: false })
             }
-            Ok(Outcome::Rejected(text)) => self.reject(tx, msg, Some(&user), now, text).await,
+            Ok(Outcome::Rejected(text)) => self.reject(tx, msg, &user, now, text).await,
             Err(CrmError::Db(e)) => {
                 tracing::error!(error = %e, "database error while handling a message");
                 Err(BotError::Storage(e))
@@ -144,7 +143,7 @@ impl Bot {
             Err(e) => {
                 tracing::info!(error = %e, "command refused");
                 let text = e.user_message(lang);
-                self.reject(tx, msg, Some(&user), now, text).await
+                self.reject(tx, msg, &user, now, text).await
             }
         }
     }
@@ -154,22 +153,13 @@ impl Bot {
         &self,
         tx: Tx,
         msg: &IncomingMessage,
-        user: Option<&User>,
+        user: &User,
         now: DateTime<Utc>,
         text: String,
     ) -> Result<Reply, BotError> {
         tx.rollback().await?;
         let mut tx = self.db.begin().await?;
-        let row = NewInboxRow {
-            org_id: user.map(|u| u.org_id),
-            platform: &msg.platform,
-            message_id: &msg.message_id,
-            sender: &msg.sender,
-            user_id: user.map(|u| u.id),
-            text: &msg.text,
-            received_at: now,
-        };
-        let Some(id) = store::inbox::insert(&mut tx, &row).await? else {
+        let Some(id) = store::inbox::insert(&mut tx, &inbox_row(msg, Some(user), now)).await? else {
             // A concurrent delivery of the same message got there first.
             return self.duplicate(tx, msg).await;
         };
@@ -187,126 +177,54 @@ impl Bot {
 
     /// The reply language: the message's own, or for a bare number or emoji, that of the user's
     /// previous message (a "2" answering a Chinese question gets a Chinese reply).
-    async fn language(&self, tx: &mut Tx, user: &User, text: &str, inbox_id: i64) -> Result<Lang, BotError> {
-        if let Some(lang) = lang_of(text) {
+    async fn language(
+        &self,
+        tx: &mut Tx,
+        user: &User,
+        text: &str,
+        inbox_id: i64,
+        now: DateTime<Tz>,
+    ) -> Result<Lang, BotError> {
+        if let Some(lang) = lang_of(text, now) {
             return Ok(lang);
         }
         let previous = store::inbox::last_texts(tx, user.id, inbox_id, 5).await?;
-        Ok(previous.iter().find_map(|t| lang_of(t)).unwrap_or_default())
+        Ok(previous.iter().find_map(|t| lang_of(t, now)).unwrap_or_default())
     }
 
-    async fn dispatch(&self, tx: &mut Tx, ctx: &Ctx, user: &User, lang: Lang, text: &str) -> crm::Result<Outcome> {
-        let parsed = match command::parse(text) {
-            Ok(p) => p,
-            Err(ParseError::Usage { command, .. }) => return Ok(Outcome::Rejected(render::usage(lang, command))),
-            Err(ParseError::Empty) => return Ok(Outcome::Rejected(render::help(lang, None))),
-        };
-        match parsed.command {
-            Command::Help { topic } => Ok(Outcome::Done(render::help(lang, topic.as_deref()))),
-            Command::Unknown { text, suggestion } => {
-                Ok(Outcome::Rejected(render::unknown(lang, &text, suggestion.as_deref())))
-            }
-            Command::Today => {
-                let org = crm::orgs::org_by_id(tx, ctx.org_id()).await?;
-                let today = crm::tasks::today(tx, ctx, org.tz()).await?;
-                Ok(Outcome::Done(render::today(lang, &today, org.tz(), ctx.now)))
-            }
-            Command::CreateCustomer { name } => {
-                let new = crm::customers::NewCustomer { name, ..Default::default() };
-                let c = crm::customers::create_customer(tx, ctx, new).await?;
-                Ok(Outcome::Done(render::customer_created(lang, &c)))
-            }
-            Command::ShowCustomer { customer } => {
-                let found = crm::customers::find_customer(tx, ctx, &customer).await?;
-                self.with_customer(tx, ctx, user, lang, &customer, found, PendingAction::ShowCustomer).await
-            }
-            Command::LogActivity { customer, kind, content } => {
-                let found = crm::customers::find_customer(tx, ctx, &customer).await?;
-                let action = PendingAction::LogActivity { kind, content };
-                self.with_customer(tx, ctx, user, lang, &customer, found, action).await
-            }
-            Command::Select { index } => {
-                let Some(pending) = store::inbox::pending(tx, user.id, ctx.now).await? else {
-                    return Ok(Outcome::Rejected(render::nothing_to_select(lang)));
-                };
-                let Ok(pending) = serde_json::from_value::<Pending>(pending) else {
-                    store::inbox::clear_pending(tx, user.id).await?;
-                    return Ok(Outcome::Rejected(render::nothing_to_select(lang)));
-                };
-                let Some((id, _)) = index.checked_sub(1).and_then(|i| pending.candidates.get(i)) else {
-                    return Ok(Outcome::Rejected(render::bad_selection(lang, pending.candidates.len())));
-                };
-                store::inbox::clear_pending(tx, user.id).await?;
-                self.act_on_customer(tx, ctx, lang, *id, pending.action).await.map(Outcome::Done)
-            }
+    async fn dispatch(&self, tx: &mut Tx, turn: &Turn<'_>, text: &str) -> crm::Result<Outcome> {
+        let local_now = turn.ctx.now.with_timezone(&turn.tz);
+        if let Some(out) = exec::answer_pending(self, tx, turn, text).await? {
+            return Ok(out);
         }
-    }
-
-    /// Acts when the customer is clear; otherwise asks "which one?" and remembers the action.
-    #[allow(clippy::too_many_arguments)]
-    async fn with_customer(
-        &self,
-        tx: &mut Tx,
-        ctx: &Ctx,
-        user: &User,
-        lang: Lang,
-        query: &str,
-        found: MatchOutcome,
-        action: PendingAction,
-    ) -> crm::Result<Outcome> {
-        match found {
-            MatchOutcome::One(Ranked { id, .. }) => {
-                store::inbox::clear_pending(tx, user.id).await?;
-                self.act_on_customer(tx, ctx, lang, id, action).await.map(Outcome::Done)
+        match command::parse(text, local_now) {
+            Ok(p) => exec::run(self, tx, turn, p.command, None).await,
+            Err(ParseError::Usage { command, detail, .. }) => {
+                Ok(Outcome::Rejected(render::usage(turn.lang, command, detail.as_ref())))
             }
-            MatchOutcome::Many(list) => {
-                let pending = Pending { action, candidates: list.iter().map(|r| (r.id, r.name.clone())).collect() };
-                let value = serde_json::to_value(&pending).unwrap_or_default();
-                let expires = ctx.now + Duration::minutes(PENDING_TTL_MINUTES);
-                store::inbox::set_pending(tx, ctx.org_id(), user.id, &value, expires).await?;
-                Ok(Outcome::Done(render::which_one(lang, query, &list)))
-            }
-            MatchOutcome::None => Ok(Outcome::Rejected(render::no_customer(lang, query))),
-        }
-    }
-
-    async fn act_on_customer(
-        &self,
-        tx: &mut Tx,
-        ctx: &Ctx,
-        lang: Lang,
-        customer_id: i64,
-        action: PendingAction,
-    ) -> crm::Result<String> {
-        match action {
-            PendingAction::ShowCustomer => {
-                let detail = crm::customers::customer_detail(tx, ctx, customer_id).await?;
-                let org = crm::orgs::org_by_id(tx, ctx.org_id()).await?;
-                Ok(render::customer_detail(lang, &detail, org.tz()))
-            }
-            PendingAction::LogActivity { kind, content } => {
-                let new = NewActivity {
-                    customer_id,
-                    kind,
-                    content,
-                    occurred_at: None,
-                    next_step: None,
-                    location: None,
-                    follow_up: None,
-                };
-                let logged = crm::activities::log_activity(tx, ctx, new).await?;
-                Ok(render::activity_logged(lang, &logged))
-            }
+            Err(ParseError::Empty) => Ok(Outcome::Rejected(render::help(turn.lang, None))),
         }
     }
 }
 
+fn inbox_row<'a>(msg: &'a IncomingMessage, user: Option<&User>, now: DateTime<Utc>) -> NewInboxRow<'a> {
+    NewInboxRow {
+        org_id: user.map(|u| u.org_id),
+        platform: &msg.platform,
+        message_id: &msg.message_id,
+        sender: &msg.sender,
+        user_id: user.map(|u| u.id),
+        text: &msg.text,
+        received_at: now,
+    }
+}
+
 /// The language a message is written in; `None` when it has no letters (a number, an emoji).
-fn lang_of(text: &str) -> Option<Lang> {
+fn lang_of(text: &str, now: DateTime<Tz>) -> Option<Lang> {
     if !text.chars().any(char::is_alphabetic) {
         return None;
     }
-    Some(match command::parse(text) {
+    Some(match command::parse(text, now) {
         Ok(p) => p.lang,
         Err(ParseError::Usage { lang, .. }) => lang,
         Err(ParseError::Empty) => command::detect_lang(text),

@@ -9,9 +9,11 @@ use crate::crm::activities::Logged;
 use crate::crm::customers::CustomerDetail;
 use crate::crm::matching::Ranked;
 use crate::crm::tasks::Today;
-use crate::crm::{Customer, Lang};
+use crate::crm::undo::Undone;
+use crate::crm::{Customer, Deal, DealStatus, Lang, Lead, LostReason, Stage, Task};
+use crate::report::{Digest, Pipeline};
 
-fn pick(lang: Lang, zh: String, en: String) -> String {
+pub(super) fn pick(lang: Lang, zh: String, en: String) -> String {
     match lang {
         Lang::Zh => zh,
         Lang::En => en,
@@ -52,12 +54,13 @@ pub fn not_linked(lang: Lang, msg: &IncomingMessage) -> String {
     )
 }
 
-pub fn usage(lang: Lang, command: &str) -> String {
+pub fn usage(lang: Lang, command: &str, detail: Option<&(String, String)>) -> String {
+    let why = detail.map(|(zh, en)| pick(lang, format!("{zh}。"), format!("{en}. "))).unwrap_or_default();
     match spec::spec(command) {
         Some(s) => pick(
             lang,
-            format!("格式：{}\n例如：{}", s.usage.zh, s.examples.first().map_or("", |e| e.text.as_str())),
-            format!("Usage: {}\ne.g. {}", s.usage.en, first_english_example(s)),
+            format!("{why}格式：{}\n例如：{}", s.usage.zh, s.examples.first().map_or("", |e| e.text.as_str())),
+            format!("{why}Usage: {}\ne.g. {}", s.usage.en, first_english_example(s)),
         ),
         None => help(lang, None),
     }
@@ -233,7 +236,7 @@ pub fn customer_detail(lang: Lang, d: &CustomerDetail, tz: Tz) -> String {
     out.join("\n")
 }
 
-pub fn activity_logged(lang: Lang, l: &Logged) -> String {
+pub fn activity_logged(lang: Lang, l: &Logged, tz: Tz) -> String {
     let a = &l.activity;
     let mut s = pick(
         lang,
@@ -242,7 +245,12 @@ pub fn activity_logged(lang: Lang, l: &Logged) -> String {
     );
     if let Some(t) = &l.follow_up {
         s.push('\n');
-        s.push_str(&pick(lang, format!("已建跟进任务 #{}", t.id), format!("Follow-up task #{} created", t.id)));
+        let when = format_time(t.due_at, tz, lang);
+        s.push_str(&pick(
+            lang,
+            format!("已设提醒：{when} {}（任务 #{}）", t.title, t.id),
+            format!("Reminder set: {when} {} (task #{})", t.title, t.id),
+        ));
     }
     s
 }
@@ -283,6 +291,330 @@ pub fn nothing_to_select(lang: Lang) -> String {
 
 pub fn bad_selection(lang: Lang, n: usize) -> String {
     pick(lang, format!("请回复 1 到 {n} 之间的编号。"), format!("Please reply with a number from 1 to {n}."))
+}
+
+/// An absolute time as a reply echoes it: 12月2日 周三 15:00 / Wed Dec 2 15:00.
+pub fn format_time(at: DateTime<Utc>, tz: Tz, lang: Lang) -> String {
+    use chrono::{Datelike, Timelike};
+    let l = at.with_timezone(&tz);
+    let zh_days = ["一", "二", "三", "四", "五", "六", "日"];
+    let wd = l.weekday().num_days_from_monday() as usize;
+    match lang {
+        Lang::Zh => format!(
+            "{}月{}日 周{} {:02}:{:02}",
+            l.month(),
+            l.day(),
+            zh_days.get(wd).unwrap_or(&""),
+            l.hour(),
+            l.minute()
+        ),
+        Lang::En => l.format("%a %b %-d %H:%M").to_string(),
+    }
+}
+
+fn stage_name(stages: &[Stage], key: &str, lang: Lang) -> String {
+    stages.iter().find(|s| s.key == key).map_or(key.to_string(), |s| match lang {
+        Lang::Zh => s.name_zh.clone(),
+        Lang::En => s.name_en.clone(),
+    })
+}
+
+pub fn reason_name(r: LostReason, lang: Lang) -> &'static str {
+    match (lang, r) {
+        (Lang::Zh, LostReason::Price) => "价格",
+        (Lang::Zh, LostReason::Competitor) => "竞争对手",
+        (Lang::Zh, LostReason::NoBudget) => "没预算",
+        (Lang::Zh, LostReason::MissingFeatures) => "功能不足",
+        (Lang::Zh, LostReason::Timing) => "时机",
+        (Lang::Zh, LostReason::Unresponsive) => "失联",
+        (Lang::Zh, LostReason::NoDecisionMaker) => "找不到决策人",
+        (Lang::Zh, LostReason::PoorFit) => "不匹配",
+        (Lang::Zh, LostReason::Other) => "其他",
+        (Lang::En, r) => r.as_str(),
+    }
+}
+
+pub fn customer_updated(lang: Lang, c: &Customer, tags: &[String]) -> String {
+    let grade = c.grade.map_or("—".to_string(), |g| g.to_string());
+    let owner = c.owner_name.clone().unwrap_or_else(|| "—".into());
+    let tags = if tags.is_empty() { "—".to_string() } else { tags.join(" ") };
+    pick(
+        lang,
+        format!("已更新客户 #{} {}：等级 {grade} · 负责人 {owner} · 标签 {tags}", c.id, c.name),
+        format!("Updated customer #{} {}: grade {grade} · owner {owner} · tags {tags}", c.id, c.name),
+    )
+}
+
+pub fn customer_list(lang: Lang, list: &[Customer], tz: Tz, now: DateTime<Utc>) -> String {
+    if list.is_empty() {
+        return pick(
+            lang,
+            "你还没有客户。新建：新客户 <名称>".into(),
+            "You have no customers yet. Create one: new customer <name>".into(),
+        );
+    }
+    let mut out =
+        vec![pick(lang, format!("**你的客户**（{} 个）", list.len()), format!("**Your customers** ({})", list.len()))];
+    for c in list.iter().take(20) {
+        let grade = c.grade.map_or(String::new(), |g| format!(" [{g}]"));
+        let last = match c.last_contacted_at {
+            Some(t) => pick(
+                lang,
+                format!("{} 天前联系", (now - t).num_days()),
+                format!("contacted {}d ago", (now - t).num_days()),
+            ),
+            None => pick(lang, "未联系".into(), "never contacted".into()),
+        };
+        out.push(format!("- #{} {}{grade} · {last}", c.id, c.name));
+    }
+    if list.len() > 20 {
+        out.push(pick(lang, format!("……还有 {} 个", list.len() - 20), format!("…and {} more", list.len() - 20)));
+    }
+    let _ = tz;
+    out.join("\n")
+}
+
+pub fn deal_saved(lang: Lang, d: &Deal, stages: &[Stage], created: bool) -> String {
+    let stage = stage_name(stages, &d.stage, lang);
+    let close = d.expected_close.map(|c| c.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "—".into());
+    match (lang, created) {
+        (Lang::Zh, true) => format!(
+            "已建商机 #{} {}（{}）：{} · {stage} {}% · 预计成交 {close}",
+            d.id,
+            d.title,
+            d.customer_name,
+            yuan(d.amount_fen),
+            d.probability
+        ),
+        (Lang::Zh, false) => format!(
+            "已更新商机 #{} {}：{} · {stage} {}% · 预计成交 {close}",
+            d.id,
+            d.title,
+            yuan(d.amount_fen),
+            d.probability
+        ),
+        (Lang::En, true) => format!(
+            "Created deal #{} {} ({}): {} · {stage} {}% · close {close}",
+            d.id,
+            d.title,
+            d.customer_name,
+            yuan(d.amount_fen),
+            d.probability
+        ),
+        (Lang::En, false) => format!(
+            "Updated deal #{} {}: {} · {stage} {}% · close {close}",
+            d.id,
+            d.title,
+            yuan(d.amount_fen),
+            d.probability
+        ),
+    }
+}
+
+pub fn ask_lost_reason(lang: Lang, d: &Deal, reasons: &[LostReason]) -> String {
+    let list = reasons
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("{}) {}", i + 1, reason_name(*r, lang)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    pick(
+        lang,
+        format!("商机 #{} {} 为什么输了？回复编号或原因：\n{list}", d.id, d.title),
+        format!("Why was deal #{} {} lost? Reply with a number or a reason:\n{list}", d.id, d.title),
+    )
+}
+
+pub fn deal_closed(lang: Lang, d: &Deal) -> String {
+    match (d.status, lang) {
+        (DealStatus::Won, Lang::Zh) => {
+            format!("🎉 赢单！#{} {}（{}）{}", d.id, d.title, d.customer_name, yuan(d.amount_fen))
+        }
+        (DealStatus::Won, Lang::En) => {
+            format!("🎉 Won! #{} {} ({}) {}", d.id, d.title, d.customer_name, yuan(d.amount_fen))
+        }
+        (_, lang) => {
+            let reason = d.lost_reason.map_or("—", |r| reason_name(r, lang));
+            pick(
+                lang,
+                format!("已记录输单 #{} {}，原因：{reason}", d.id, d.title),
+                format!("Recorded deal #{} {} as lost, reason: {reason}", d.id, d.title),
+            )
+        }
+    }
+}
+
+pub fn lead_created(lang: Lang, l: &Lead) -> String {
+    pick(
+        lang,
+        format!("已登记线索 #{} {}，由你跟进。联系后可发「转化 #{}」转为客户。", l.id, l.company, l.id),
+        format!("Lead #{} {} recorded and assigned to you. Once qualified: convert #{}", l.id, l.company, l.id),
+    )
+}
+
+/// The notice pushed to the rep a lead was assigned to.
+pub fn lead_notice(l: &Lead, by: &str) -> String {
+    let phone = l.phone.as_deref().map(|p| format!(" {p}")).unwrap_or_default();
+    let contact = l.contact_name.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
+    format!("📌 {by} 把线索 #{} {}{contact}{phone} 分配给你，请尽快联系。", l.id, l.company)
+}
+
+pub fn lead_assigned(lang: Lang, l: &Lead, to: &str) -> String {
+    pick(
+        lang,
+        format!("线索 #{} {} 已分配给 {to}，已通知对方。", l.id, l.company),
+        format!("Lead #{} {} assigned to {to}; they were notified.", l.id, l.company),
+    )
+}
+
+pub fn lead_claimed(lang: Lang, l: &Lead) -> String {
+    pick(
+        lang,
+        format!("已认领线索 #{} {}，记得尽快联系。", l.id, l.company),
+        format!("You claimed lead #{} {}; contact them soon.", l.id, l.company),
+    )
+}
+
+pub fn lead_converted(lang: Lang, l: &Lead, c: &Customer) -> String {
+    pick(
+        lang,
+        format!("线索 #{} 已转为客户 #{} {}。接着可以发「新商机 {} …」", l.id, c.id, c.name, c.name),
+        format!("Lead #{} is now customer #{} {}. Next: new deal {} …", l.id, c.id, c.name, c.name),
+    )
+}
+
+pub fn time_in_past(lang: Lang, at: DateTime<Utc>, tz: Tz) -> String {
+    let when = format_time(at, tz, lang);
+    pick(
+        lang,
+        format!("{when} 已经过去了，提醒不能设在过去。请说一个将来的时间，例如「明天上午10点」。"),
+        format!(
+            "{when} has already passed; reminders cannot be in the past. Give a future time, e.g. \"tomorrow 10am\"."
+        ),
+    )
+}
+
+pub fn reminder_set(lang: Lang, t: &Task, tz: Tz) -> String {
+    let when = format_time(t.due_at, tz, lang);
+    pick(
+        lang,
+        format!("已设提醒：{when} {}（任务 #{}）", t.title, t.id),
+        format!("Reminder set: {when} {} (task #{})", t.title, t.id),
+    )
+}
+
+pub fn task_done(lang: Lang, t: &Task) -> String {
+    pick(lang, format!("✅ 已完成任务 #{} {}", t.id, t.title), format!("✅ Done: task #{} {}", t.id, t.title))
+}
+
+pub fn task_snoozed(lang: Lang, t: &Task, tz: Tz) -> String {
+    let when = format_time(t.due_at, tz, lang);
+    pick(
+        lang,
+        format!("已推迟任务 #{} {} 到 {when}", t.id, t.title),
+        format!("Snoozed task #{} {} until {when}", t.id, t.title),
+    )
+}
+
+pub fn pipeline(lang: Lang, p: &Pipeline) -> String {
+    let head = match (lang, p.team) {
+        (Lang::Zh, true) => "**团队漏斗**",
+        (Lang::Zh, false) => "**我的漏斗**",
+        (Lang::En, true) => "**Team pipeline**",
+        (Lang::En, false) => "**My pipeline**",
+    };
+    let mut out = vec![head.to_string()];
+    for s in &p.stages {
+        let name = if lang == Lang::Zh { &s.name_zh } else { &s.name_en };
+        out.push(format!("- {name} {}%：{} · {}", s.probability, s.count, yuan(s.amount_fen)));
+    }
+    out.push(pick(
+        lang,
+        format!("合计 {} 个 · {} · 加权预测 {}", p.total_count, yuan(p.total_fen), yuan(p.weighted_fen)),
+        format!("Total {} · {} · weighted {}", p.total_count, yuan(p.total_fen), yuan(p.weighted_fen)),
+    ));
+    out.join("\n")
+}
+
+pub fn digest(lang: Lang, d: &Digest, stages: &[Stage], tz: Tz, week: bool) -> String {
+    let title = match (lang, week) {
+        (Lang::Zh, false) => format!("**日报** {}", d.to.with_timezone(&tz).format("%m-%d")),
+        (Lang::Zh, true) => format!(
+            "**周报** {} ~ {}",
+            d.from.with_timezone(&tz).format("%m-%d"),
+            d.to.with_timezone(&tz).format("%m-%d")
+        ),
+        (Lang::En, false) => format!("**Daily digest** {}", d.to.with_timezone(&tz).format("%b %-d")),
+        (Lang::En, true) => format!(
+            "**Weekly digest** {} – {}",
+            d.from.with_timezone(&tz).format("%b %-d"),
+            d.to.with_timezone(&tz).format("%b %-d")
+        ),
+    };
+    let visits: usize = d.reps.iter().map(|r| r.visits).sum();
+    let calls: usize = d.reps.iter().map(|r| r.calls).sum();
+    let won: i64 = d.won.iter().map(|m| m.amount_fen).sum();
+    let mut out = vec![title];
+    out.push(pick(
+        lang,
+        format!(
+            "拜访 {visits} · 电话 {calls} · 推进 {} · 赢单 {}（{}）· 输单 {} · 逾期 {}",
+            d.moves.len(),
+            d.won.len(),
+            yuan(won),
+            d.lost.len(),
+            d.overdue.len()
+        ),
+        format!(
+            "Visits {visits} · calls {calls} · moves {} · won {} ({}) · lost {} · overdue {}",
+            d.moves.len(),
+            d.won.len(),
+            yuan(won),
+            d.lost.len(),
+            d.overdue.len()
+        ),
+    ));
+    for r in &d.reps {
+        out.push(pick(
+            lang,
+            format!(
+                "- {}：拜访 {} · 电话 {} · 其他 {} · 客户 {} · 新客户 {}",
+                r.name, r.visits, r.calls, r.other, r.customers_touched, r.new_customers
+            ),
+            format!(
+                "- {}: visits {} · calls {} · other {} · customers {} · new {}",
+                r.name, r.visits, r.calls, r.other, r.customers_touched, r.new_customers
+            ),
+        ));
+    }
+    for m in d.moves.iter().take(10) {
+        out.push(format!(
+            "↗ #{} {} {} → {} ({})",
+            m.deal_id,
+            m.title,
+            stage_name(stages, &m.from_stage, lang),
+            stage_name(stages, &m.to_stage, lang),
+            m.owner
+        ));
+    }
+    for m in &d.won {
+        out.push(format!("🎉 #{} {} {} ({})", m.deal_id, m.title, yuan(m.amount_fen), m.owner));
+    }
+    for m in &d.lost {
+        out.push(format!("✗ #{} {} {} ({})", m.deal_id, m.title, yuan(m.amount_fen), m.owner));
+    }
+    if !d.overdue.is_empty() {
+        out.push(pick(lang, "⚠️ 逾期跟进：".into(), "⚠️ Overdue:".into()));
+        for t in d.overdue.iter().take(10) {
+            out.push(format!("- #{} {} · {} · {}", t.task_id, t.title, t.owner, local(t.due_at, tz)));
+        }
+    }
+    out.join("\n")
+}
+
+pub fn undone(lang: Lang, u: &Undone) -> String {
+    let what: Vec<String> = u.changes.iter().map(|(action, entity, id)| format!("{action} {entity} #{id}")).collect();
+    pick(lang, format!("↩️ 已撤销：{}", what.join("，")), format!("↩️ Undone: {}", what.join(", ")))
 }
 
 #[cfg(test)]

@@ -11,11 +11,27 @@ use crate::crm::Lang;
 /// Every spec file, by canonical command name. A new command adds a line here and a file.
 const SOURCES: &[(&str, &str)] = &[
     ("log_activity", include_str!("../../bot-commands/log_activity.toml")),
-    ("show_customer", include_str!("../../bot-commands/show_customer.toml")),
     ("create_customer", include_str!("../../bot-commands/create_customer.toml")),
+    ("show_customer", include_str!("../../bot-commands/show_customer.toml")),
+    ("update_customer", include_str!("../../bot-commands/update_customer.toml")),
+    ("my_customers", include_str!("../../bot-commands/my_customers.toml")),
+    ("create_deal", include_str!("../../bot-commands/create_deal.toml")),
+    ("update_deal", include_str!("../../bot-commands/update_deal.toml")),
+    ("close_deal", include_str!("../../bot-commands/close_deal.toml")),
+    ("create_lead", include_str!("../../bot-commands/create_lead.toml")),
+    ("assign_lead", include_str!("../../bot-commands/assign_lead.toml")),
+    ("claim_lead", include_str!("../../bot-commands/claim_lead.toml")),
+    ("convert_lead", include_str!("../../bot-commands/convert_lead.toml")),
+    ("create_reminder", include_str!("../../bot-commands/create_reminder.toml")),
     ("today", include_str!("../../bot-commands/today.toml")),
+    ("complete_task", include_str!("../../bot-commands/complete_task.toml")),
+    ("snooze_task", include_str!("../../bot-commands/snooze_task.toml")),
+    ("pipeline", include_str!("../../bot-commands/pipeline.toml")),
+    ("digest", include_str!("../../bot-commands/digest.toml")),
+    ("undo", include_str!("../../bot-commands/undo.toml")),
     ("help", include_str!("../../bot-commands/help.toml")),
     ("select", include_str!("../../bot-commands/select.toml")),
+    ("unknown", include_str!("../../bot-commands/unknown.toml")),
 ];
 
 #[derive(Debug, Clone, Deserialize)]

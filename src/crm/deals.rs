@@ -118,7 +118,8 @@ pub async fn deal_detail(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<DealDetail> 
     Ok(DealDetail { deal, history })
 }
 
-fn as_update(d: &Deal, now: chrono::DateTime<chrono::Utc>) -> DealUpdate<'_> {
+/// All of a deal's mutable fields, for writing it back whole.
+pub(crate) fn as_update(d: &Deal, now: chrono::DateTime<chrono::Utc>) -> DealUpdate<'_> {
     DealUpdate {
         title: &d.title,
         amount_fen: d.amount_fen,

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{AuditEntry, CrmError, Ctx, Customer, Deal, Lead, Result, Task, audit, invalid, text};
 use crate::store::customers::CustomerUpdate;
-use crate::store::deals::DealUpdate;
 use crate::store::{self, Tx};
 
 /// Default window: changes older than this are not undone from chat.
@@ -101,18 +100,7 @@ async fn revert(tx: &mut Tx, row: &AuditEntry) -> Result<()> {
                 .and_then(|a| a.0.get("stage"))
                 .and_then(|s| s.as_str())
                 .is_some_and(|s| s != d.stage);
-            let update = DealUpdate {
-                title: &d.title,
-                amount_fen: d.amount_fen,
-                stage: &d.stage,
-                probability: d.probability,
-                expected_close: d.expected_close,
-                status: d.status,
-                lost_reason: d.lost_reason,
-                closed_at: d.closed_at,
-                owner_id: d.owner_id,
-                now: d.updated_at,
-            };
+            let update = super::deals::as_update(&d, d.updated_at);
             store::deals::update(tx, d.org_id, id, &update).await?;
             if moved {
                 store::undo::delete_last_move(tx, id).await?;

@@ -1,0 +1,320 @@
+//! Running one parsed command for one user, and answering the bot's own questions.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Bot, Outcome, Turn, render};
+use crate::command::{self, Command, Outcome as DealOutcome, Period, Scope, refs};
+use crate::crm::activities::NewActivity;
+use crate::crm::customers::{CustomerPatch, NewContact, NewCustomer};
+use crate::crm::deals::{DealPatch, NewDeal};
+use crate::crm::leads::NewLead;
+use crate::crm::matching::{MatchOutcome, Ranked};
+use crate::crm::tasks::NewTask;
+use crate::crm::{self, LostReason, Role, TaskOrigin};
+use crate::store::{self, Tx};
+
+/// The question the bot is waiting on, stored per user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Pending {
+    /// Several customers matched: re-run `text` (parsed at `now`) with the chosen one.
+    Customer { text: String, now: DateTime<Utc>, candidates: Vec<(i64, String)> },
+    /// A loss without a reason.
+    LostReason { deal: i64, amount: Option<i64> },
+}
+
+/// Reasons in the order the question lists them, so "1"…"9" can answer it.
+const REASONS: [LostReason; 9] = [
+    LostReason::Price,
+    LostReason::Competitor,
+    LostReason::NoBudget,
+    LostReason::MissingFeatures,
+    LostReason::Timing,
+    LostReason::Unresponsive,
+    LostReason::NoDecisionMaker,
+    LostReason::PoorFit,
+    LostReason::Other,
+];
+
+async fn set_pending(tx: &mut Tx, turn: &Turn<'_>, p: &Pending) -> crm::Result<()> {
+    let value = serde_json::to_value(p).unwrap_or_default();
+    let expires = turn.ctx.now + Duration::minutes(super::PENDING_TTL_MINUTES);
+    store::inbox::set_pending(tx, turn.ctx.org_id(), turn.user.id, &value, expires).await?;
+    Ok(())
+}
+
+/// If the bot asked this user something, tries to read `text` as the answer. `None` means the
+/// message is not an answer and is handled as a command (the question is then dropped).
+pub(super) async fn answer_pending(
+    bot: &Bot,
+    tx: &mut Tx,
+    turn: &Turn<'_>,
+    text: &str,
+) -> crm::Result<Option<Outcome>> {
+    let Some(raw) = store::inbox::pending(tx, turn.user.id, turn.ctx.now).await? else {
+        return Ok(None);
+    };
+    let pending: Option<Pending> = serde_json::from_value(raw).ok();
+    let local_now = turn.ctx.now.with_timezone(&turn.tz);
+    let choice = match command::parse(text, local_now).map(|p| p.command) {
+        Ok(Command::Select { choice }) => Some(choice),
+        _ => None,
+    };
+    match pending {
+        Some(Pending::Customer { text: original, now, candidates }) => {
+            let Some(choice) = choice else {
+                store::inbox::clear_pending(tx, turn.user.id).await?;
+                return Ok(None);
+            };
+            let Some((id, _)) = choice.checked_sub(1).and_then(|i| candidates.get(i)) else {
+                return Ok(Some(Outcome::Rejected(render::bad_selection(turn.lang, candidates.len()))));
+            };
+            store::inbox::clear_pending(tx, turn.user.id).await?;
+            let asked_at = now.with_timezone(&turn.tz);
+            match command::parse(&original, asked_at) {
+                Ok(p) => run(bot, tx, turn, p.command, Some(*id)).await.map(Some),
+                Err(_) => Ok(Some(Outcome::Rejected(render::nothing_to_select(turn.lang)))),
+            }
+        }
+        Some(Pending::LostReason { deal, amount }) => {
+            let reason =
+                refs::lost_reason(text).or_else(|| choice.and_then(|c| REASONS.get(c.wrapping_sub(1)).copied()));
+            store::inbox::clear_pending(tx, turn.user.id).await?;
+            match reason {
+                Some(r) => {
+                    let d = crm::deals::close_deal(tx, &turn.ctx, deal, false, amount, Some(r)).await?;
+                    Ok(Some(Outcome::Done(render::deal_closed(turn.lang, &d))))
+                }
+                None => Ok(None),
+            }
+        }
+        None => {
+            store::inbox::clear_pending(tx, turn.user.id).await?;
+            Ok(None)
+        }
+    }
+}
+
+enum Resolved {
+    Customer(i64),
+    Asked(Outcome),
+}
+
+/// The customer a command names: the chosen one when answering "which one?", the single match,
+/// or a question (several matches) or a refusal (none).
+async fn resolve(tx: &mut Tx, turn: &Turn<'_>, query: &str, chosen: Option<i64>) -> crm::Result<Resolved> {
+    if let Some(id) = chosen {
+        return Ok(Resolved::Customer(id));
+    }
+    match crm::customers::find_customer(tx, &turn.ctx, query).await? {
+        MatchOutcome::One(Ranked { id, .. }) => Ok(Resolved::Customer(id)),
+        MatchOutcome::Many(list) => {
+            let p = Pending::Customer {
+                text: turn.text.to_string(),
+                now: turn.ctx.now,
+                candidates: list.iter().map(|r| (r.id, r.name.clone())).collect(),
+            };
+            set_pending(tx, turn, &p).await?;
+            Ok(Resolved::Asked(Outcome::Done(render::which_one(turn.lang, query, &list))))
+        }
+        MatchOutcome::None => Ok(Resolved::Asked(Outcome::Rejected(render::no_customer(turn.lang, query)))),
+    }
+}
+
+macro_rules! customer_or_return {
+    ($tx:expr, $turn:expr, $query:expr, $chosen:expr) => {
+        match resolve($tx, $turn, $query, $chosen).await? {
+            Resolved::Customer(id) => id,
+            Resolved::Asked(out) => return Ok(out),
+        }
+    };
+}
+
+fn utc(t: &DateTime<chrono::FixedOffset>) -> DateTime<Utc> {
+    t.with_timezone(&Utc)
+}
+
+pub(super) async fn run(
+    bot: &Bot,
+    tx: &mut Tx,
+    turn: &Turn<'_>,
+    command: Command,
+    chosen: Option<i64>,
+) -> crm::Result<Outcome> {
+    let (ctx, lang, tz) = (&turn.ctx, turn.lang, turn.tz);
+    let done = |s: String| Ok(Outcome::Done(s));
+    match command {
+        Command::LogActivity { kind, customer, content, occurred_at, follow_up } => {
+            let customer_id = customer_or_return!(tx, turn, &customer, chosen);
+            let new = NewActivity {
+                customer_id,
+                kind,
+                content,
+                occurred_at: occurred_at.as_ref().map(utc),
+                next_step: follow_up.as_ref().map(|f| f.title.clone()),
+                location: None,
+                follow_up: follow_up.as_ref().map(|f| (utc(&f.at), f.title.clone())),
+            };
+            let logged = crm::activities::log_activity(tx, ctx, new).await?;
+            done(render::activity_logged(lang, &logged, tz))
+        }
+        Command::ShowCustomer { customer } => {
+            let id = customer_or_return!(tx, turn, &customer, chosen);
+            let detail = crm::customers::customer_detail(tx, ctx, id).await?;
+            done(render::customer_detail(lang, &detail, tz))
+        }
+        Command::UpdateCustomer { customer, grade, industry, region, source, tags_add, tags_remove, to } => {
+            let id = customer_or_return!(tx, turn, &customer, chosen);
+            let owner_id = match to {
+                Some(who) => Some(crm::users::find_user(tx, ctx.org_id(), &who).await?.id),
+                None => None,
+            };
+            let patch = CustomerPatch {
+                industry,
+                region,
+                source,
+                grade,
+                owner_id,
+                add_tags: tags_add,
+                remove_tags: tags_remove,
+            };
+            let c = crm::customers::update_customer(tx, ctx, id, patch).await?;
+            let tags = store::customers::tags(tx, id).await?;
+            done(render::customer_updated(lang, &c, &tags))
+        }
+        Command::CreateCustomer { name, industry, region, grade, source, tags_add, contact, phone } => {
+            let new = NewCustomer { name, industry, region, source, grade, owner_id: None, tags: tags_add };
+            let c = crm::customers::create_customer(tx, ctx, new).await?;
+            if contact.is_some() || phone.is_some() {
+                let person = contact.unwrap_or_else(|| render::pick(lang, "联系人".into(), "Contact".into()));
+                let new = NewContact { name: &person, title: None, phone: phone.as_deref(), wechat: None, email: None };
+                crm::customers::add_contact(tx, ctx, c.id, new).await?;
+            }
+            done(render::customer_created(lang, &c))
+        }
+        Command::MyCustomers { grade } => {
+            let mut list = crm::customers::list_customers(tx, ctx, true).await?;
+            list.retain(|c| grade.is_none() || c.grade == grade);
+            list.sort_by(|a, b| b.last_contacted_at.cmp(&a.last_contacted_at).then(a.name.cmp(&b.name)));
+            done(render::customer_list(lang, &list, tz, ctx.now))
+        }
+        Command::CreateDeal { customer, title, amount, stage, expected_close } => {
+            let customer_id = customer_or_return!(tx, turn, &customer, chosen);
+            let c = crm::customers::get_customer(tx, ctx, customer_id).await?;
+            let title =
+                title.unwrap_or_else(|| render::pick(lang, format!("{} 商机", c.name), format!("{} deal", c.name)));
+            let new = NewDeal {
+                customer_id,
+                title,
+                amount_fen: amount.unwrap_or(0),
+                stage: stage.map(str::to_string),
+                expected_close,
+                owner_id: None,
+            };
+            let d = crm::deals::create_deal(tx, ctx, new).await?;
+            let stages = crm::orgs::stages(tx, ctx.org_id()).await?;
+            done(render::deal_saved(lang, &d, &stages, true))
+        }
+        Command::UpdateDeal { deal, stage, amount, expected_close } => {
+            let patch = DealPatch { title: None, amount_fen: amount, stage: stage.map(str::to_string), expected_close };
+            let d = crm::deals::update_deal(tx, ctx, deal, patch).await?;
+            let stages = crm::orgs::stages(tx, ctx.org_id()).await?;
+            done(render::deal_saved(lang, &d, &stages, false))
+        }
+        Command::CloseDeal { deal, outcome, amount, reason } => match (outcome, reason) {
+            (DealOutcome::Lost, None) => {
+                // Check it exists and is theirs before asking.
+                let d = crm::deals::get_deal(tx, ctx, deal).await?;
+                set_pending(tx, turn, &Pending::LostReason { deal, amount }).await?;
+                done(render::ask_lost_reason(lang, &d, &REASONS))
+            }
+            (outcome, reason) => {
+                let d = crm::deals::close_deal(tx, ctx, deal, outcome == DealOutcome::Won, amount, reason).await?;
+                done(render::deal_closed(lang, &d))
+            }
+        },
+        Command::CreateLead { company, contact, phone, source, region, industry } => {
+            let new = NewLead {
+                company,
+                contact_name: contact,
+                phone,
+                email: None,
+                source,
+                region,
+                industry,
+                to_pool: false,
+            };
+            let l = crm::leads::create_lead(tx, ctx, new).await?;
+            done(render::lead_created(lang, &l))
+        }
+        Command::AssignLead { lead, to } => {
+            let user = crm::users::find_user(tx, ctx.org_id(), &to).await?;
+            let l = crm::leads::assign_lead(tx, ctx, lead, user.id).await?;
+            if Some(user.id) != ctx.actor.user_id {
+                let notice = render::lead_notice(&l, &turn.user.name);
+                crate::platform::console::push(tx, &user, &notice, ctx.now).await?;
+            }
+            done(render::lead_assigned(lang, &l, &user.name))
+        }
+        Command::ClaimLead { lead } => {
+            let l = crm::leads::claim_lead(tx, ctx, lead).await?;
+            done(render::lead_claimed(lang, &l))
+        }
+        Command::ConvertLead { lead } => {
+            let (l, c) = crm::leads::convert_lead(tx, ctx, lead).await?;
+            done(render::lead_converted(lang, &l, &c))
+        }
+        Command::CreateReminder { at, title } => {
+            let at = utc(&at);
+            if at <= ctx.now {
+                return Ok(Outcome::Rejected(render::time_in_past(lang, at, tz)));
+            }
+            let new = NewTask {
+                title,
+                due_at: at,
+                owner_id: None,
+                customer_id: None,
+                deal_id: None,
+                origin: TaskOrigin::Manual,
+            };
+            let t = crm::tasks::create_task(tx, ctx, new).await?;
+            done(render::reminder_set(lang, &t, tz))
+        }
+        Command::Today => {
+            let today = crm::tasks::today(tx, ctx, tz).await?;
+            done(render::today(lang, &today, tz, ctx.now))
+        }
+        Command::CompleteTask { task } => {
+            let t = crm::tasks::complete_task(tx, ctx, task).await?;
+            done(render::task_done(lang, &t))
+        }
+        Command::SnoozeTask { task, until } => {
+            let t = crm::tasks::snooze_task(tx, ctx, task, utc(&until)).await?;
+            done(render::task_snoozed(lang, &t, tz))
+        }
+        Command::Pipeline { scope } => {
+            let team = match scope {
+                Some(Scope::Team) => true,
+                Some(Scope::Me) => false,
+                None => ctx.actor.role != Role::Rep,
+            };
+            let p = crate::report::pipeline(tx, ctx, team).await?;
+            done(render::pipeline(lang, &p))
+        }
+        Command::Digest { period } => {
+            let d = crate::report::digest(tx, ctx, tz, period == Period::Week).await?;
+            let stages = crm::orgs::stages(tx, ctx.org_id()).await?;
+            done(render::digest(lang, &d, &stages, tz, period == Period::Week))
+        }
+        Command::Undo => {
+            let u = crm::undo::undo_last(tx, ctx, bot.undo_window).await?;
+            done(render::undone(lang, &u))
+        }
+        Command::Help { topic } => done(render::help(lang, topic.as_deref())),
+        Command::Select { .. } => Ok(Outcome::Rejected(render::nothing_to_select(lang))),
+        Command::Unknown { text, suggestion } => {
+            Ok(Outcome::Rejected(render::unknown(lang, &text, suggestion.as_deref())))
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Parser tests: every example in bot-commands/ (the table), plus the edges.
+
+use super::*;
+use chrono::TimeZone;
+
+/// The fixed "now" of every example: Tuesday 2026-11-24 10:00 in Shanghai.
+pub(crate) fn now() -> DateTime<Tz> {
+    chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2026, 11, 24, 10, 0, 0)
+        .single()
+        .unwrap_or_else(|| chrono_tz::Asia::Shanghai.from_utc_datetime(&chrono::NaiveDateTime::default()))
+}
+
+fn p(text: &str) -> Command {
+    match parse(text, now()) {
+        Ok(p) => p.command,
+        Err(e) => panic!("`{text}` failed: {e:?}"),
+    }
+}
+
+#[test]
+fn every_spec_example_parses_as_documented() {
+    let mut n = 0;
+    let mut failures = Vec::new();
+    for s in spec::specs() {
+        for ex in &s.examples {
+            let want = serde_json::to_value(&ex.expect).unwrap_or_default();
+            let got = match parse(&ex.text, now()) {
+                Ok(p) => serde_json::to_value(&p.command).unwrap_or_default(),
+                Err(e) => serde_json::json!({ "error": format!("{e:?}") }),
+            };
+            if got != want {
+                failures.push(format!("{}: `{}`\n   want {want}\n   got  {got}", s.name, ex.text));
+            }
+            n += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{} of {n} examples failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_spec_file_loads_and_every_command_has_one() {
+    assert_eq!(spec::validate().ok(), Some(spec::specs().len()));
+    for s in spec::specs() {
+        assert!(!s.examples.is_empty(), "{} has no examples", s.name);
+        for e in &s.examples {
+            assert_eq!(e.expect.get("command").and_then(|c| c.as_str()), Some(s.name.as_str()), "{}", e.text);
+        }
+    }
+    // Every variant of Command has a spec file.
+    let samples = [
+        Command::Today,
+        Command::Undo,
+        Command::Help { topic: None },
+        Command::Select { choice: 1 },
+        Command::Unknown { text: String::new(), suggestion: None },
+        Command::MyCustomers { grade: None },
+        Command::Pipeline { scope: None },
+        Command::Digest { period: Period::Day },
+        Command::ClaimLead { lead: 1 },
+        Command::ConvertLead { lead: 1 },
+        Command::CompleteTask { task: 1 },
+        Command::AssignLead { lead: 1, to: String::new() },
+        Command::ShowCustomer { customer: String::new() },
+    ];
+    for c in samples {
+        assert!(spec::spec(c.name()).is_some(), "no bot-commands/{}.toml", c.name());
+    }
+}
+
+#[test]
+fn missing_arguments_ask_for_usage_in_the_users_language() {
+    let usage = |t: &str| match parse(t, now()) {
+        Err(ParseError::Usage { command, lang, .. }) => Some((command, lang)),
+        _ => None,
+    };
+    assert_eq!(usage("拜访 海尔"), Some(("log_activity", Lang::Zh)));
+    assert_eq!(usage("visit"), Some(("log_activity", Lang::En)));
+    assert_eq!(usage("customer"), Some(("show_customer", Lang::En)));
+    assert_eq!(usage("提醒 给海尔打电话"), Some(("create_reminder", Lang::Zh)));
+    assert_eq!(usage("商机 #12"), Some(("update_deal", Lang::Zh)));
+    assert_eq!(parse("   ", now()), Err(ParseError::Empty));
+}
+
+#[test]
+fn voice_style_and_fullwidth_text() {
+    assert_eq!(
+        p("嗯，那个，我刚拜访了海尔，聊了报价，对方嫌贵"),
+        Command::LogActivity {
+            kind: ActivityKind::Visit,
+            customer: "海尔".into(),
+            content: "聊了报价，对方嫌贵".into(),
+            occurred_at: None,
+            follow_up: None
+        }
+    );
+    assert_eq!(p("／ｈｅｌｐ"), Command::Help { topic: None });
+}
+
+#[test]
+fn follow_up_and_occurred_at_are_taken_from_the_content() {
+    let c = p("拜访 海尔 聊了报价，对方嫌贵，下周三下午3点再跟进");
+    let json = serde_json::to_value(&c).unwrap_or_default();
+    assert_eq!(json["content"], "聊了报价，对方嫌贵");
+    assert_eq!(json["follow_up"]["at"], "2026-12-02T15:00:00+08:00");
+    assert_eq!(json["follow_up"]["title"], "再跟进");
+    let c = p("昨天拜访了海尔，聊了二期");
+    let json = serde_json::to_value(&c).unwrap_or_default();
+    assert_eq!(json["customer"], "海尔");
+    assert_eq!(json["content"], "聊了二期");
+    assert!(json["occurred_at"].as_str().is_some_and(|s| s.starts_with("2026-11-23")), "{json}");
+}
+
+#[test]
+fn english_words_need_a_boundary() {
+    assert!(matches!(p("callback tomorrow"), Command::Unknown { .. }));
+}
+
+#[test]
+fn unknown_suggests_the_closest_command() {
+    assert_eq!(p("hepl"), Command::Unknown { text: "hepl".into(), suggestion: Some("help".into()) });
+    assert!(matches!(p("今填"), Command::Unknown { suggestion: Some(_), .. }));
+    assert!(matches!(p("随便说点什么"), Command::Unknown { suggestion: None, .. }));
+}
+
+#[test]
+fn help_topics_resolve_by_name_or_trigger() {
+    assert_eq!(find_spec("拜访").map(|s| s.name.as_str()), Some("log_activity"));
+    assert_eq!(find_spec("TODAY").map(|s| s.name.as_str()), Some("today"));
+    assert!(find_spec("nothing").is_none());
+}
+
+#[test]
+fn never_panics_on_odd_input() {
+    let long = "拜访 ".repeat(5000);
+    for s in [
+        "\u{0}",
+        "拜",
+        "/",
+        "／",
+        "1",
+        "999",
+        "🎉🎉",
+        "客户 ",
+        "visit a",
+        &long,
+        "\u{FF5E}\u{3000}",
+        "商机 #",
+        "#",
+        "@",
+    ] {
+        let _ = parse(s, now());
+    }
+}
