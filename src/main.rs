@@ -46,8 +46,43 @@ enum Cmd {
     PrintConfig,
     /// Print the chat command reference (Markdown, from bot-commands/).
     Commands,
+    /// Parse a chat message and print the command as JSON (TEXT `-` reads one message per line).
+    Parse {
+        /// Print compact JSON, one object per line (the stable contract).
+        #[arg(long)]
+        json: bool,
+        /// "Now" for relative times (RFC 3339); default: the current time.
+        #[arg(long)]
+        now: Option<String>,
+        /// The org's time zone.
+        #[arg(long, default_value = "Asia/Shanghai")]
+        tz: String,
+        text: String,
+    },
+    /// Resolve a time expression ("下周三下午3点", "tomorrow 3pm") to RFC 3339 (`-`: one per line).
+    When {
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, default_value = "Asia/Shanghai")]
+        tz: String,
+        expression: String,
+    },
+    /// Benchmarks that print figures.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
     /// Validate the configuration and the command specs, then exit.
     CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Parser throughput on one core, and worst-case time on adversarial input.
+    Parse {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,12 +133,19 @@ async fn main() -> Result<()> {
             print!("{}", chatcrm::command::spec::reference_markdown());
             return Ok(());
         }
+        Cmd::Parse { json, now, tz, text } => return parse_cmd(json, now.as_deref(), &tz, &text),
+        Cmd::When { now, tz, expression } => return when_cmd(now.as_deref(), &tz, &expression),
+        Cmd::Bench { what: BenchCmd::Parse { seconds } } => {
+            let r = chatcrm::command::bench::run(std::time::Duration::from_secs(seconds.max(1)), 256 * 1024);
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            return Ok(());
+        }
         _ => {}
     }
     let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;
     chatcrm::telemetry::init(&settings.log_format, &settings.log_level);
     match cli.command {
-        Cmd::PrintConfig | Cmd::Commands => Ok(()),
+        Cmd::PrintConfig | Cmd::Commands | Cmd::Parse { .. } | Cmd::When { .. } | Cmd::Bench { .. } => Ok(()),
         Cmd::CheckConfig => {
             let n = chatcrm::command::spec::validate()?;
             println!("configuration OK (database {}), {n} command specs OK", settings.database_url_redacted());
@@ -262,4 +304,70 @@ async fn users(settings: Settings, command: UsersCmd) -> Result<()> {
     }
     db.close().await;
     Ok(())
+}
+
+/// "Now" in the given zone: `--now` (RFC 3339) or the current time.
+fn now_in(now: Option<&str>, tz: &str) -> Result<chrono::DateTime<chrono_tz::Tz>> {
+    let tz: chrono_tz::Tz = tz.parse().map_err(|_| anyhow::anyhow!("`{tz}` is not a time zone such as Asia/Shanghai"))?;
+    let now = match now {
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .with_context(|| format!("--now `{s}` is not RFC 3339, e.g. 2026-11-24T10:00:00+08:00"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    Ok(now.with_timezone(&tz))
+}
+
+/// Runs `f` on TEXT, or on each stdin line when TEXT is `-`; fails when any input failed.
+fn each_input(text: &str, mut f: impl FnMut(&str) -> bool) -> Result<()> {
+    let ok = if text == "-" {
+        let mut all = true;
+        for line in std::io::stdin().lock().lines() {
+            all &= f(&line?);
+        }
+        all
+    } else {
+        f(text)
+    };
+    if ok { Ok(()) } else { std::process::exit(1) }
+}
+
+fn parse_cmd(json: bool, now: Option<&str>, tz: &str, text: &str) -> Result<()> {
+    use chatcrm::command::{ParseError, parse};
+    let now = now_in(now, tz)?;
+    each_input(text, |line| {
+        let (value, ok) = match parse(line, now) {
+            Ok(p) => (serde_json::to_value(&p.command).unwrap_or_default(), true),
+            Err(ParseError::Usage { command, detail, .. }) => (
+                serde_json::json!({ "error": "usage", "command": command, "detail": detail.map(|(_, en)| en) }),
+                false,
+            ),
+            Err(ParseError::Empty) => (serde_json::json!({ "error": "empty" }), false),
+        };
+        let out = if json { value.to_string() } else { serde_json::to_string_pretty(&value).unwrap_or_default() };
+        println!("{out}");
+        ok
+    })
+}
+
+fn when_cmd(now: Option<&str>, tz: &str, expression: &str) -> Result<()> {
+    use chatcrm::command::when::{WhenError, parse_when};
+    let now = now_in(now, tz)?;
+    each_input(expression, |line| match parse_when(line, now) {
+        Ok(w) => {
+            println!("{}", w.at.to_rfc3339());
+            true
+        }
+        Err(e) => {
+            let why = match e {
+                WhenError::NotATime => format!("`{line}` is not a time expression"),
+                WhenError::Invalid(m) => m,
+            };
+            eprintln!("error: {why}");
+            if expression == "-" {
+                println!("error: {why}");
+            }
+            false
+        }
+    })
 }

@@ -2,6 +2,7 @@
 //! holds each command's argument grammar. Pure: no I/O; "now" and the org's time zone come in.
 
 pub mod amount;
+pub mod bench;
 mod fields;
 pub mod refs;
 pub mod spec;
