@@ -56,6 +56,8 @@ pub struct Settings {
     pub console_org: String,
     /// Seed the demo org when `serve` starts on an empty database.
     pub seed_demo_if_empty: bool,
+    /// How far back `撤销`/`undo` reaches, in minutes.
+    pub undo_window_minutes: u32,
     /// `pretty` or `json`.
     pub log_format: String,
     /// tracing filter, e.g. `info` or `chatcrm=debug,tower_http=info`.
@@ -81,6 +83,7 @@ impl Default for Settings {
             console_enabled: true,
             console_org: "演示公司".into(),
             seed_demo_if_empty: true,
+            undo_window_minutes: 10,
             log_format: "pretty".into(),
             log_level: "info".into(),
         }
@@ -157,6 +160,9 @@ impl Settings {
         if self.console_org.trim().is_empty() {
             return Err(bad("console_org", "CHATCRM_CONSOLE_ORG", "must not be empty"));
         }
+        if !(1..=24 * 60).contains(&self.undo_window_minutes) {
+            return Err(bad("undo_window_minutes", "CHATCRM_UNDO_WINDOW_MINUTES", "must be between 1 and 1440"));
+        }
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             return Err(bad(
                 "log_format",
@@ -185,6 +191,10 @@ impl Settings {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn undo_window(&self) -> chrono::Duration {
+        chrono::Duration::minutes(i64::from(self.undo_window_minutes))
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

@@ -212,7 +212,7 @@ async fn serve(settings: Settings) -> Result<()> {
 async fn chat(settings: Settings, who: &str) -> Result<()> {
     let db = startup::open_db(&settings).await?;
     let clock = Clock::system();
-    let bot = chatcrm::bot::Bot::new(db.clone(), clock.clone());
+    let bot = chatcrm::bot::Bot::new(db.clone(), clock.clone()).with_undo_window(settings.undo_window());
     let org = settings.console_org.clone();
     let (_, users) = console::users(&db, &org).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let Some(me) = users.iter().find(|u| u.handle == who.trim_start_matches('@') || u.name == who) else {
@@ -308,7 +308,8 @@ async fn users(settings: Settings, command: UsersCmd) -> Result<()> {
 
 /// "Now" in the given zone: `--now` (RFC 3339) or the current time.
 fn now_in(now: Option<&str>, tz: &str) -> Result<chrono::DateTime<chrono_tz::Tz>> {
-    let tz: chrono_tz::Tz = tz.parse().map_err(|_| anyhow::anyhow!("`{tz}` is not a time zone such as Asia/Shanghai"))?;
+    let tz: chrono_tz::Tz =
+        tz.parse().map_err(|_| anyhow::anyhow!("`{tz}` is not a time zone such as Asia/Shanghai"))?;
     let now = match now {
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
             .with_context(|| format!("--now `{s}` is not RFC 3339, e.g. 2026-11-24T10:00:00+08:00"))?
@@ -338,10 +339,9 @@ fn parse_cmd(json: bool, now: Option<&str>, tz: &str, text: &str) -> Result<()> 
     each_input(text, |line| {
         let (value, ok) = match parse(line, now) {
             Ok(p) => (serde_json::to_value(&p.command).unwrap_or_default(), true),
-            Err(ParseError::Usage { command, detail, .. }) => (
-                serde_json::json!({ "error": "usage", "command": command, "detail": detail.map(|(_, en)| en) }),
-                false,
-            ),
+            Err(ParseError::Usage { command, detail, .. }) => {
+                (serde_json::json!({ "error": "usage", "command": command, "detail": detail.map(|(_, en)| en) }), false)
+            }
             Err(ParseError::Empty) => (serde_json::json!({ "error": "empty" }), false),
         };
         let out = if json { value.to_string() } else { serde_json::to_string_pretty(&value).unwrap_or_default() };

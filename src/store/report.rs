@@ -22,7 +22,7 @@ pub async fn activities_between(
 ) -> sqlx::Result<Vec<ActivityRow>> {
     run!(tx, |c| sqlx::query_as(
         "SELECT user_id, kind, customer_id FROM activities
-         WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3"
+         WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at <= $3"
     )
     .bind(org_id)
     .bind(from)
@@ -39,7 +39,7 @@ pub async fn customers_created_between(
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Option<i64>>> {
     run!(tx, |c| sqlx::query_scalar(
-        "SELECT owner_id FROM customers WHERE org_id = $1 AND created_at >= $2 AND created_at < $3"
+        "SELECT owner_id FROM customers WHERE org_id = $1 AND created_at >= $2 AND created_at <= $3"
     )
     .bind(org_id)
     .bind(from)
@@ -67,7 +67,7 @@ pub async fn stage_moves_between(
     run!(tx, |c| sqlx::query_as(
         "SELECT h.deal_id, d.owner_id, d.title, d.amount_fen, h.from_stage, h.to_stage
          FROM deal_stage_history h JOIN deals d ON d.id = h.deal_id
-         WHERE h.org_id = $1 AND h.moved_at >= $2 AND h.moved_at < $3 AND h.from_stage IS NOT NULL
+         WHERE h.org_id = $1 AND h.moved_at >= $2 AND h.moved_at <= $3 AND h.from_stage IS NOT NULL
          ORDER BY h.moved_at, h.id"
     )
     .bind(org_id)

@@ -6,6 +6,7 @@ mod helpers;
 mod audit;
 mod bot;
 mod cli;
+mod commands;
 mod crm_customers;
 mod crm_deals;
 mod crm_leads_tasks;
