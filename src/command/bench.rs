@@ -36,8 +36,35 @@ impl Rng {
 /// and runs of command and time words, which are the parser's slow paths if any.
 fn adversarial(rng: &mut Rng, len: usize) -> String {
     const PIECES: &[&str] = &[
-        "拜访", "下周三", "下午3点", "12万", "#12", "@李雷", "，", "：", " ", "明天", "月底", "5w", "¥35,000", "再跟进", "提醒",
-        "商机", "a", "9", "\u{0}", "\u{202e}", "🎉", "１２", "万", "点", "号", "周", "下下周", "第", "/",
+        "拜访",
+        "下周三",
+        "下午3点",
+        "12万",
+        "#12",
+        "@李雷",
+        "，",
+        "：",
+        " ",
+        "明天",
+        "月底",
+        "5w",
+        "¥35,000",
+        "再跟进",
+        "提醒",
+        "商机",
+        "a",
+        "9",
+        "\u{0}",
+        "\u{202e}",
+        "🎉",
+        "１２",
+        "万",
+        "点",
+        "号",
+        "周",
+        "下下周",
+        "第",
+        "/",
     ];
     let mut s = String::with_capacity(len + 8);
     while s.len() < len {
@@ -52,9 +79,10 @@ fn adversarial(rng: &mut Rng, len: usize) -> String {
 }
 
 pub fn run(duration: Duration, body_limit: usize) -> ParseBench {
-    let now = chrono_tz::Asia::Shanghai.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).single().unwrap_or_else(|| {
-        chrono_tz::Asia::Shanghai.from_utc_datetime(&chrono::NaiveDateTime::default())
-    });
+    let now = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2026, 11, 24, 10, 0, 0)
+        .single()
+        .unwrap_or_else(|| chrono_tz::Asia::Shanghai.from_utc_datetime(&chrono::NaiveDateTime::default()));
     let corpus: Vec<&str> =
         super::spec::specs().iter().flat_map(|s| s.examples.iter().map(|e| e.text.as_str())).collect();
     // Warm the trigger table and caches.
