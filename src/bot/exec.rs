@@ -52,15 +52,20 @@ pub(super) async fn answer_pending(
     turn: &Turn<'_>,
     text: &str,
 ) -> crm::Result<Option<Outcome>> {
-    let Some(raw) = store::inbox::pending(tx, turn.user.id, turn.ctx.now).await? else {
+    let Some((raw, valid)) = store::inbox::pending(tx, turn.user.id, turn.ctx.now).await? else {
         return Ok(None);
     };
-    let pending: Option<Pending> = serde_json::from_value(raw).ok();
     let local_now = turn.ctx.now.with_timezone(&turn.tz);
     let choice = match command::parse(text, local_now).map(|p| p.command) {
         Ok(Command::Select { choice }) => Some(choice),
         _ => None,
     };
+    if !valid {
+        store::inbox::clear_pending(tx, turn.user.id).await?;
+        // A number answering a question that has expired: say so rather than "no question".
+        return Ok(choice.map(|_| Outcome::Rejected(render::question_expired(turn.lang))));
+    }
+    let pending: Option<Pending> = serde_json::from_value(raw).ok();
     match pending {
         Some(Pending::Customer { text: original, now, candidates }) => {
             let Some(choice) = choice else {

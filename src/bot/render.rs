@@ -289,6 +289,14 @@ pub fn nothing_to_select(lang: Lang) -> String {
     )
 }
 
+pub fn question_expired(lang: Lang) -> String {
+    pick(
+        lang,
+        format!("那个问题已经过期（{} 分钟内有效），请重新发送原来的消息。", super::PENDING_TTL_MINUTES),
+        format!("That question expired (answers are kept {} minutes); please send your message again.", super::PENDING_TTL_MINUTES),
+    )
+}
+
 pub fn bad_selection(lang: Lang, n: usize) -> String {
     pick(lang, format!("请回复 1 到 {n} 之间的编号。"), format!("Please reply with a number from 1 to {n}."))
 }

@@ -75,14 +75,19 @@ pub async fn count(tx: &mut Tx, platform: &str) -> sqlx::Result<i64> {
     run!(tx, |c| sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE platform = $1").bind(platform).fetch_one(c).await)
 }
 
-pub async fn pending(tx: &mut Tx, user_id: i64, now: DateTime<Utc>) -> sqlx::Result<Option<serde_json::Value>> {
-    let row: Option<Json<serde_json::Value>> =
-        run!(tx, |c| sqlx::query_scalar("SELECT pending FROM conversations WHERE user_id = $1 AND expires_at > $2")
+/// The user's open question and whether it is still valid at `now` (expired ones are kept until
+/// replaced, so the bot can say that the question expired).
+pub async fn pending(
+    tx: &mut Tx,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<(serde_json::Value, bool)>> {
+    let row: Option<(Json<serde_json::Value>, DateTime<Utc>)> =
+        run!(tx, |c| sqlx::query_as("SELECT pending, expires_at FROM conversations WHERE user_id = $1")
             .bind(user_id)
-            .bind(now)
             .fetch_optional(c)
             .await)?;
-    Ok(row.map(|j| j.0))
+    Ok(row.map(|(j, expires)| (j.0, expires > now)))
 }
 
 pub async fn set_pending(

@@ -45,7 +45,7 @@ async fn a_fuzzy_guess_is_confirmed_first_and_questions_expire(db: Db) {
     assert!(ask.text.contains("Did you mean") && ask.text.contains("海尔智家"), "{}", ask.text);
     clock.advance(Duration::minutes(11));
     let late = bot.handle(&w.msg(&w.r1, "2", "1")).await.expect("late");
-    assert!(late.text.contains("There is no open question"), "{}", late.text);
+    assert!(late.text.contains("That question expired"), "{}", late.text);
     assert_eq!(w.count("activities").await, 0);
     bot.handle(&w.msg(&w.r1, "3", "visit 海而智家 demo went well")).await.expect("ask again");
     let ok = bot.handle(&w.msg(&w.r1, "4", "1")).await.expect("confirm");

@@ -14,5 +14,6 @@ mod demo;
 mod http;
 mod inbox;
 mod matching;
+mod parser_props;
 mod permissions;
 mod shutdown;
