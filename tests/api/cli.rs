@@ -321,3 +321,61 @@ async fn serve_seeds_the_demo_and_stops_on_sigterm() {
     assert!(status.success(), "serve exited with {status}: {log:#?}");
     assert!(client.get(format!("http://{addr}/healthz")).send().await.is_err(), "still serving after exit");
 }
+
+const NOW: &str = "2026-11-24T10:00:00+08:00";
+
+#[test]
+fn parse_prints_the_json_contract() {
+    let cli = Cli::new();
+    let out = cli.ok(&["parse", "--json", "--now", NOW, "拜访 海尔 聊了报价，对方嫌贵，下周三下午再跟进"]);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "command": "log_activity", "kind": "visit", "customer": "海尔", "content": "聊了报价，对方嫌贵",
+            "follow_up": { "at": "2026-12-02T15:00:00+08:00", "title": "再跟进" }
+        })
+    );
+    // Batch: one answer per input line, in order; a usage error is an answer too, and fails the run.
+    let out = cli.run_with(&["parse", "--json", "--now", NOW, "-"], &[], "商机 #12 报价 金额 12万\n今天\n拜访 海尔\n");
+    assert!(!out.success, "{out:?}");
+    let lines: Vec<serde_json::Value> =
+        out.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"command": "update_deal", "deal": 12, "stage": "proposal", "amount": 12_000_000})
+    );
+    assert_eq!(lines[1], serde_json::json!({"command": "today"}));
+    assert_eq!((lines[2]["error"].as_str(), lines[2]["command"].as_str()), (Some("usage"), Some("log_activity")));
+    let out = cli.run(&["parse", "--json", "--now", "yesterday", "今天"]);
+    assert!(!out.success && out.stderr.contains("RFC 3339"), "{out:?}");
+}
+
+#[test]
+fn when_resolves_or_explains() {
+    let cli = Cli::new();
+    let out = cli.ok(&["when", "--now", NOW, "下周三下午3点"]);
+    assert_eq!(out.stdout.trim(), "2026-12-02T15:00:00+08:00");
+    let out = cli.ok(&["when", "--now", NOW, "--tz", "America/New_York", "tomorrow 3pm"]);
+    assert_eq!(out.stdout.trim(), "2026-11-24T15:00:00-05:00", "now is 2026-11-23 21:00 in New York");
+    let out = cli.fails(&["when", "--now", NOW, "2月30日"], &[]);
+    assert!(out.stderr.contains("2月30日"), "{out:?}");
+    let out = cli.fails(&["when", "--now", NOW, "--tz", "Mars/Base", "明天"], &[]);
+    assert!(out.stderr.contains("Mars/Base"), "{out:?}");
+    let out = cli.run_with(&["when", "--now", NOW, "-"], &[], "明天\n月底\nnext wed\n");
+    assert!(out.success, "{out:?}");
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        vec!["2026-11-25T09:00:00+08:00", "2026-11-30T09:00:00+08:00", "2026-12-02T09:00:00+08:00"]
+    );
+}
+
+#[test]
+fn bench_parse_prints_figures() {
+    let out = Cli::new().ok(&["bench", "parse", "--seconds", "1"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON report");
+    assert!(v["parsed"].as_u64().is_some_and(|n| n > 0), "{v}");
+    assert!(v["messages_per_second"].as_f64().is_some_and(|n| n > 0.0), "{v}");
+    assert_eq!(v["adversarial_max_bytes"], 262_144);
+}
