@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Bot, Outcome, Turn, render};
+use super::{Core, Outcome, Turn, render};
 use crate::command::{self, Command, Outcome as DealOutcome, Period, Scope, refs};
 use crate::crm::activities::NewActivity;
 use crate::crm::customers::{CustomerPatch, NewContact, NewCustomer};
@@ -47,7 +47,7 @@ async fn set_pending(tx: &mut Tx, turn: &Turn<'_>, p: &Pending) -> crm::Result<(
 /// If the bot asked this user something, tries to read `text` as the answer. `None` means the
 /// message is not an answer and is handled as a command (the question is then dropped).
 pub(super) async fn answer_pending(
-    bot: &Bot,
+    bot: &Core,
     tx: &mut Tx,
     turn: &Turn<'_>,
     text: &str,
@@ -141,7 +141,7 @@ fn utc(t: &DateTime<chrono::FixedOffset>) -> DateTime<Utc> {
 }
 
 pub(super) async fn run(
-    bot: &Bot,
+    bot: &Core,
     tx: &mut Tx,
     turn: &Turn<'_>,
     command: Command,

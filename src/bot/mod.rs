@@ -7,8 +7,11 @@
 mod exec;
 mod render;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use tokio::sync::{mpsc, oneshot};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
@@ -45,18 +48,46 @@ pub struct Reply {
     pub duplicate: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BotError {
     /// Nothing was stored; the platform should retry.
     #[error("storage unavailable: {0}")]
-    Storage(#[from] sqlx::Error),
+    Storage(String),
+    /// The bot is shutting down.
+    #[error("the bot is not running")]
+    Stopped,
 }
 
+impl From<sqlx::Error> for BotError {
+    fn from(e: sqlx::Error) -> Self {
+        BotError::Storage(e.to_string())
+    }
+}
+
+/// Most messages one transaction (one durable commit) carries. Under load the queue fills while a
+/// commit is in progress, so one fsync serves many messages (group commit); when idle, a batch is
+/// one message and nothing waits.
+const MAX_BATCH: usize = 128;
+
+/// The handle platforms use. Messages go through a queue to writer tasks that handle them in
+/// batches, each message inside its own savepoint, with one commit per batch.
 #[derive(Clone)]
 pub struct Bot {
+    core: Arc<Core>,
+    queue: mpsc::Sender<Job>,
+}
+
+/// What the writer tasks share.
+pub(crate) struct Core {
     db: Db,
     clock: Clock,
     undo_window: chrono::Duration,
+}
+
+struct Job {
+    msg: IncomingMessage,
+    span: tracing::Span,
+    done: oneshot::Sender<Result<Reply, BotError>>,
 }
 
 /// What handling a message produced: the reply text, and whether it changed nothing because the
@@ -64,6 +95,16 @@ pub struct Bot {
 enum Outcome {
     Done(String),
     Rejected(String),
+}
+
+/// How one message ended inside its savepoint.
+enum Step {
+    /// Keep everything; record `status` and `text` on the inbox row.
+    Keep { inbox_id: i64, status: &'static str, text: String },
+    /// Roll back the command's changes, then record the message as rejected with `text`.
+    Refuse { user: Box<User>, text: String },
+    /// Already handled: the stored reply.
+    Duplicate(String),
 }
 
 /// Everything the command handlers need about the message being handled.
@@ -77,20 +118,36 @@ struct Turn<'a> {
 }
 
 impl Bot {
+    /// Starts the writer tasks (one on SQLite, which has one writer anyway; several on PostgreSQL).
+    /// Must be called inside a Tokio runtime.
     pub fn new(db: Db, clock: Clock) -> Self {
-        Self { db, clock, undo_window: chrono::Duration::minutes(crm::undo::DEFAULT_WINDOW_MINUTES) }
+        Self::with_options(db, clock, chrono::Duration::minutes(crm::undo::DEFAULT_WINDOW_MINUTES))
     }
 
-    /// Changes how far back `undo` reaches.
-    pub fn with_undo_window(mut self, window: chrono::Duration) -> Self {
-        self.undo_window = window;
-        self
+    fn with_options(db: Db, clock: Clock, undo_window: chrono::Duration) -> Self {
+        let writers = match db.kind() {
+            crate::config::DatabaseKind::Sqlite => 1,
+            crate::config::DatabaseKind::Postgres => 4,
+        };
+        let core = Arc::new(Core { db, clock, undo_window });
+        let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..writers {
+            tokio::spawn(writer(core.clone(), rx.clone()));
+        }
+        Self { core, queue }
+    }
+
+    /// Changes how far back `undo` reaches (restarts the writers with the new setting).
+    pub fn with_undo_window(self, window: chrono::Duration) -> Self {
+        Self::with_options(self.core.db.clone(), self.core.clock.clone(), window)
     }
 
     pub fn db(&self) -> &Db {
-        &self.db
+        &self.core.db
     }
 
+    /// Handles one message: returns once its effects and the inbox row are durably committed.
     pub async fn handle(&self, msg: &IncomingMessage) -> Result<Reply, BotError> {
         let span = tracing::info_span!(
             "message",
@@ -99,13 +156,103 @@ impl Bot {
             user = tracing::field::Empty,
             message_id = %msg.message_id,
         );
-        self.handle_inner(msg).instrument(span).await
+        let (done, wait) = oneshot::channel();
+        self.queue.send(Job { msg: msg.clone(), span, done }).await.map_err(|_| BotError::Stopped)?;
+        wait.await.map_err(|_| BotError::Stopped)?
+    }
+}
+
+/// A writer task: takes what is queued (up to a batch), handles each message in a savepoint of
+/// one transaction, commits once, then answers every caller.
+async fn writer(core: Arc<Core>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let results = core.handle_batch(&batch).await;
+        for (job, result) in batch.into_iter().zip(results) {
+            // The caller may have gone (request timeout); the message is stored either way.
+            let _ = job.done.send(result);
+        }
+    }
+}
+
+impl Core {
+    async fn handle_batch(&self, batch: &[Job]) -> Vec<Result<Reply, BotError>> {
+        let mut tx = match self.db.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a transaction");
+                let e = BotError::from(e);
+                return batch.iter().map(|_| Err(e.clone())).collect();
+            }
+        };
+        let mut results = Vec::with_capacity(batch.len());
+        for job in batch {
+            results.push(self.handle_one(&mut tx, &job.msg).instrument(job.span.clone()).await);
+        }
+        match tx.commit().await {
+            Ok(()) => results,
+            Err(e) => {
+                tracing::error!(error = %e, messages = batch.len(), "commit failed; nothing of this batch was stored");
+                let e = BotError::from(e);
+                batch.iter().map(|_| Err(e.clone())).collect()
+            }
+        }
     }
 
-    async fn handle_inner(&self, msg: &IncomingMessage) -> Result<Reply, BotError> {
+    /// One message inside its own savepoint, so a refusal or failure undoes only its changes.
+    async fn handle_one(&self, tx: &mut Tx, msg: &IncomingMessage) -> Result<Reply, BotError> {
         let now = self.clock.now();
-        let mut tx = self.db.begin().await?;
-        let user = crm::users::resolve_identity(&mut tx, &msg.platform, &msg.corp_id, &msg.sender)
+        store::savepoint(tx, store::Savepoint::Begin).await?;
+        match self.step(tx, msg, now).await {
+            Ok(Step::Keep { inbox_id, status, text }) => {
+                store::inbox::finish(tx, inbox_id, status, &text).await?;
+                store::savepoint(tx, store::Savepoint::Release).await?;
+                Ok(Reply { text, duplicate: false })
+            }
+            Ok(Step::Duplicate(text)) => {
+                store::savepoint(tx, store::Savepoint::Release).await?;
+                tracing::info!("duplicate message ignored");
+                Ok(Reply { text, duplicate: true })
+            }
+            Ok(Step::Refuse { user, text }) => {
+                store::savepoint(tx, store::Savepoint::Rollback).await?;
+                let result = match store::inbox::insert(tx, &inbox_row(msg, Some(&user), now)).await? {
+                    Some(id) => {
+                        store::inbox::finish(tx, id, "rejected", &text).await?;
+                        Reply { text, duplicate: false }
+                    }
+                    None => Reply { text: self.stored_reply(tx, msg).await?, duplicate: true },
+                };
+                store::savepoint(tx, store::Savepoint::Release).await?;
+                Ok(result)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "database error while handling a message");
+                store::savepoint(tx, store::Savepoint::Rollback).await?;
+                store::savepoint(tx, store::Savepoint::Release).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn stored_reply(&self, tx: &mut Tx, msg: &IncomingMessage) -> Result<String, BotError> {
+        let row = store::inbox::by_message_id(tx, &msg.platform, &msg.message_id).await?;
+        Ok(row.map(|r| r.reply).unwrap_or_default())
+    }
+
+    async fn step(&self, tx: &mut Tx, msg: &IncomingMessage, now: DateTime<Utc>) -> Result<Step, BotError> {
+        let user = crm::users::resolve_identity(tx, &msg.platform, &msg.corp_id, &msg.sender)
             .await
             .map_err(into_storage)?;
         if let Some(u) = &user {
@@ -113,66 +260,28 @@ impl Bot {
             span.record("org", u.org_id);
             span.record("user", u.id);
         }
-        let row = inbox_row(msg, user.as_ref(), now);
-        let Some(inbox_id) = store::inbox::insert(&mut tx, &row).await? else {
-            return self.duplicate(tx, msg).await;
+        let Some(inbox_id) = store::inbox::insert(tx, &inbox_row(msg, user.as_ref(), now)).await? else {
+            return Ok(Step::Duplicate(self.stored_reply(tx, msg).await?));
         };
         let Some(user) = user else {
-            let text = render::not_linked(command::detect_lang(&msg.text), msg);
-            store::inbox::finish(&mut tx, inbox_id, "rejected", &text).await?;
-            tx.commit().await?;
             tracing::info!("message from an unlinked chat identity");
-            return Ok(Reply { text, duplicate: false });
+            let text = render::not_linked(command::detect_lang(&msg.text), msg);
+            return Ok(Step::Keep { inbox_id, status: "rejected", text });
         };
-        let tz = crm::orgs::org_by_id(&mut tx, user.org_id).await.map_err(into_storage)?.tz();
-        let local_now = now.with_timezone(&tz);
-        let lang = self.language(&mut tx, &user, &msg.text, inbox_id, local_now).await?;
+        let tz = crm::orgs::org_by_id(tx, user.org_id).await.map_err(into_storage)?.tz();
+        let lang = self.language(tx, &user, &msg.text, inbox_id, now.with_timezone(&tz)).await?;
         let ctx = Ctx { actor: Actor::of(&user), via: Via::Chat, source_message_id: Some(inbox_id), now };
         let turn = Turn { ctx, user: &user, lang, tz, text: &msg.text };
-        match self.dispatch(&mut tx, &turn, &msg.text).await {
-            Ok(Outcome::Done(text)) => {
-                store::inbox::finish(&mut tx, inbox_id, "done", &text).await?;
-                tx.commit().await?;
-                Ok(Reply { text, duplicate: false })
-            }
-            Ok(Outcome::Rejected(text)) => self.reject(tx, msg, &user, now, text).await,
-            Err(CrmError::Db(e)) => {
-                tracing::error!(error = %e, "database error while handling a message");
-                Err(BotError::Storage(e))
-            }
+        let outcome = self.dispatch(tx, &turn, &msg.text).await;
+        Ok(match outcome {
+            Ok(Outcome::Done(text)) => Step::Keep { inbox_id, status: "done", text },
+            Ok(Outcome::Rejected(text)) => Step::Refuse { user: Box::new(user), text },
+            Err(CrmError::Db(e)) => return Err(e.into()),
             Err(e) => {
                 tracing::info!(error = %e, "command refused");
-                let text = e.user_message(lang);
-                self.reject(tx, msg, &user, now, text).await
+                Step::Refuse { text: e.user_message(lang), user: Box::new(user) }
             }
-        }
-    }
-
-    /// Rolls back whatever the command did, then records the message as rejected with its reply.
-    async fn reject(
-        &self,
-        tx: Tx,
-        msg: &IncomingMessage,
-        user: &User,
-        now: DateTime<Utc>,
-        text: String,
-    ) -> Result<Reply, BotError> {
-        tx.rollback().await?;
-        let mut tx = self.db.begin().await?;
-        let Some(id) = store::inbox::insert(&mut tx, &inbox_row(msg, Some(user), now)).await? else {
-            // A concurrent delivery of the same message got there first.
-            return self.duplicate(tx, msg).await;
-        };
-        store::inbox::finish(&mut tx, id, "rejected", &text).await?;
-        tx.commit().await?;
-        Ok(Reply { text, duplicate: false })
-    }
-
-    async fn duplicate(&self, mut tx: Tx, msg: &IncomingMessage) -> Result<Reply, BotError> {
-        let row = store::inbox::by_message_id(&mut tx, &msg.platform, &msg.message_id).await?;
-        tx.commit().await?;
-        tracing::info!("duplicate message ignored");
-        Ok(Reply { text: row.map(|r| r.reply).unwrap_or_default(), duplicate: true })
+        })
     }
 
     /// The reply language: the message's own, or for a bare number or emoji, that of the user's

@@ -53,7 +53,9 @@ pub fn grade(token: &str) -> Option<Grade> {
 /// `close_deal`.
 pub fn stage(token: &str) -> Option<&'static str> {
     let t: String = token.chars().map(halfwidth).collect::<String>().to_lowercase();
-    Some(match t.as_str() {
+    // 谈判阶段, "negotiation stage": the word "stage" adds nothing.
+    let t = t.strip_suffix("阶段").or_else(|| t.strip_suffix(" stage")).unwrap_or(&t);
+    Some(match t {
         "初步接触" | "接触" | "初次接触" | "initial_contact" | "initial" | "contact" | "lead_in" => {
             "initial_contact"
         }
@@ -67,28 +69,52 @@ pub fn stage(token: &str) -> Option<&'static str> {
     })
 }
 
-/// Lost-reason words in both languages.
+const LOST_REASONS: &[(&[&str], LostReason)] = &[
+    (&["价格", "太贵", "价格高", "嫌贵", "贵", "price", "too expensive", "expensive"], LostReason::Price),
+    (&["竞争对手", "竞品", "对手", "被抢", "competitor", "competition"], LostReason::Competitor),
+    (&["没预算", "预算", "无预算", "没钱", "no_budget", "no budget", "budget"], LostReason::NoBudget),
+    (
+        &["功能不足", "功能", "缺功能", "不满足需求", "missing_features", "missing features", "features"],
+        LostReason::MissingFeatures,
+    ),
+    (&["时机", "时间不对", "推迟", "延期", "timing", "bad timing"], LostReason::Timing),
+    (&["失联", "不回复", "联系不上", "unresponsive", "no response", "ghosted"], LostReason::Unresponsive),
+    (
+        &["找不到决策人", "没决策人", "决策人", "no_decision_maker", "no decision maker", "decision maker"],
+        LostReason::NoDecisionMaker,
+    ),
+    (&["不匹配", "不合适", "poor_fit", "poor fit", "not a fit", "bad fit"], LostReason::PoorFit),
+    (&["其他", "其它", "other"], LostReason::Other),
+];
+
+/// Lost-reason words in both languages: the whole text is one of them.
 pub fn lost_reason(text: &str) -> Option<LostReason> {
     let t: String = text.chars().map(halfwidth).collect::<String>().to_lowercase();
     let t = t.trim();
-    let table: &[(&[&str], LostReason)] = &[
-        (&["价格", "太贵", "价格高", "嫌贵", "贵", "price", "too expensive", "expensive"], LostReason::Price),
-        (&["竞争对手", "竞品", "对手", "被抢", "competitor", "competition"], LostReason::Competitor),
-        (&["没预算", "预算", "无预算", "没钱", "no_budget", "no budget", "budget"], LostReason::NoBudget),
-        (
-            &["功能不足", "功能", "缺功能", "不满足需求", "missing_features", "missing features", "features"],
-            LostReason::MissingFeatures,
-        ),
-        (&["时机", "时间不对", "推迟", "延期", "timing", "bad timing"], LostReason::Timing),
-        (&["失联", "不回复", "联系不上", "unresponsive", "no response", "ghosted"], LostReason::Unresponsive),
-        (
-            &["找不到决策人", "没决策人", "决策人", "no_decision_maker", "no decision maker", "decision maker"],
-            LostReason::NoDecisionMaker,
-        ),
-        (&["不匹配", "不合适", "poor_fit", "poor fit", "not a fit", "bad fit"], LostReason::PoorFit),
-        (&["其他", "其它", "other"], LostReason::Other),
-    ];
-    table.iter().find(|(words, _)| words.contains(&t)).map(|(_, r)| *r)
+    LOST_REASONS.iter().find(|(words, _)| words.contains(&t)).map(|(_, r)| *r)
+}
+
+/// A lost reason said in a phrase: 被竞品抢了, 客户没预算, "they went with a competitor". The first
+/// reason in table order whose word occurs in the text (Chinese words of two or more characters;
+/// English words at word boundaries); "其他" is only taken on its own.
+pub fn lost_reason_in(text: &str) -> Option<LostReason> {
+    let t: String = text.chars().map(halfwidth).collect::<String>().to_lowercase();
+    let found = |w: &str| {
+        if w.is_ascii() {
+            t.match_indices(w).any(|(i, _)| {
+                let before = t[..i].chars().next_back();
+                let after = t[i + w.len()..].chars().next();
+                before.is_none_or(|c| !c.is_ascii_alphanumeric()) && after.is_none_or(|c| !c.is_ascii_alphanumeric())
+            })
+        } else {
+            w.chars().count() >= 2 && t.contains(w)
+        }
+    };
+    LOST_REASONS
+        .iter()
+        .filter(|(_, r)| *r != LostReason::Other)
+        .find(|(words, _)| words.iter().any(|w| !w.contains('_') && found(w)))
+        .map(|(_, r)| *r)
 }
 
 /// Phone numbers as people write them → digits without +86: `139-0000-1111`, `+86 138 0000 2222`.

@@ -187,7 +187,18 @@ impl Tx {
     }
 }
 
-/// True when the error is a unique-constraint violation (by kind: SQLite reports no constraint name).
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+/// The savepoint each chat message runs in, inside a batch transaction.
+pub enum Savepoint {
+    Begin,
+    Rollback,
+    Release,
+}
+
+pub async fn savepoint(tx: &mut Tx, action: Savepoint) -> Result<(), sqlx::Error> {
+    let sql = match action {
+        Savepoint::Begin => "SAVEPOINT bot_message",
+        Savepoint::Rollback => "ROLLBACK TO SAVEPOINT bot_message",
+        Savepoint::Release => "RELEASE SAVEPOINT bot_message",
+    };
+    crate::run!(tx, |c| sqlx::query(sql).execute(c).await.map(|_| ()))
 }
