@@ -3,6 +3,7 @@
 //! Data flow: platform adapter → [`bot`] (inbox dedupe, [`command`] parsing) → [`crm`] services →
 //! [`store`]. See docs/ARCHITECTURE.md.
 
+pub mod bench;
 pub mod bot;
 pub mod clock;
 pub mod command;

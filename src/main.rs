@@ -83,6 +83,14 @@ enum BenchCmd {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// The bot core on the configured database: messages/s and latency per concurrency level.
+    /// Writes demo data and visits into that database: point it at a scratch one.
+    Bot {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+        concurrency: Vec<usize>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,13 +153,21 @@ async fn main() -> Result<()> {
     let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;
     chatcrm::telemetry::init(&settings.log_format, &settings.log_level);
     match cli.command {
-        Cmd::PrintConfig | Cmd::Commands | Cmd::Parse { .. } | Cmd::When { .. } | Cmd::Bench { .. } => Ok(()),
+        Cmd::PrintConfig | Cmd::Commands | Cmd::Parse { .. } | Cmd::When { .. } => Ok(()),
+        Cmd::Bench { what: BenchCmd::Parse { .. } } => Ok(()),
         Cmd::CheckConfig => {
             let n = chatcrm::command::spec::validate()?;
             println!("configuration OK (database {}), {n} command specs OK", settings.database_url_redacted());
             Ok(())
         }
         Cmd::Serve => serve(settings).await,
+        Cmd::Bench { what: BenchCmd::Bot { seconds, concurrency } } => {
+            let db = startup::open_db(&settings).await?;
+            let rows = chatcrm::bench::bot(db, &concurrency, std::time::Duration::from_secs(seconds.max(1))).await?;
+            println!("database: {}", settings.database_url_redacted());
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            Ok(())
+        }
         Cmd::Migrate => {
             startup::open_db(&settings).await?;
             println!("migrations applied to {}", settings.database_url_redacted());

@@ -1,0 +1,115 @@
+//! `chatcrm bench bot`: the bot core under concurrent load on a real database: messages/s and
+//! latency percentiles per concurrency level. Every message is a distinct, durable write (a visit
+//! logged on one of the sender's own customers) committed before its reply.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::bot::{Bot, IncomingMessage};
+use crate::clock::Clock;
+use crate::crm::{self, Actor, Ctx, Via};
+use crate::store::Db;
+
+#[derive(Debug, Serialize)]
+pub struct BotBenchRow {
+    pub concurrency: usize,
+    pub messages: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// Seeds the demo org on an empty database and returns (platform user id, customer word) pairs.
+async fn prepare(db: &Db) -> anyhow::Result<(String, Vec<(String, String)>)> {
+    let mut tx = db.begin().await?;
+    let org = match crm::orgs::org_by_name(&mut tx, "演示公司").await {
+        Ok(org) => org,
+        Err(_) => {
+            crate::demo::seed(&mut tx, "演示公司", "Asia/Shanghai", Clock::system().now()).await?;
+            crm::orgs::org_by_name(&mut tx, "演示公司").await?
+        }
+    };
+    let corp = org.id.to_string();
+    let sys = Ctx::new(Actor::system(org.id), Via::Cli, Clock::system().now());
+    let mut senders = Vec::new();
+    for handle in ["lilei", "zhangwei", "wangfang"] {
+        let user = crm::users::find_user(&mut tx, org.id, handle).await?;
+        if crm::users::resolve_identity(&mut tx, "bench", &corp, handle).await?.is_none() {
+            crm::users::link_identity(&mut tx, &sys, user.id, "bench", &corp, handle).await?;
+        }
+        let ctx = Ctx::new(Actor::of(&user), Via::Cli, Clock::system().now());
+        for c in crm::customers::list_customers(&mut tx, &ctx, true).await?.into_iter().take(3) {
+            senders.push((handle.to_string(), c.name));
+        }
+    }
+    tx.commit().await?;
+    Ok((corp, senders))
+}
+
+pub async fn bot(db: Db, levels: &[usize], duration: Duration) -> anyhow::Result<Vec<BotBenchRow>> {
+    let (corp, senders) = prepare(&db).await?;
+    let senders = Arc::new(senders);
+    let bot = Bot::new(db, Clock::system());
+    let seq = Arc::new(AtomicU64::new(0));
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut rows = Vec::new();
+    for &concurrency in levels {
+        let deadline = Instant::now() + duration;
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency.max(1) {
+            let (bot, senders, seq, corp, run_id) = (bot.clone(), senders.clone(), seq.clone(), corp.clone(), run_id.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                while Instant::now() < deadline {
+                    let n = seq.fetch_add(1, Ordering::Relaxed);
+                    let (who, customer) = &senders[(n as usize) % senders.len()];
+                    let msg = IncomingMessage {
+                        platform: "bench".into(),
+                        corp_id: corp.clone(),
+                        sender: who.clone(),
+                        message_id: format!("{run_id}-{n}"),
+                        text: format!("拜访 {customer} 第{n}次沟通，聊了交付周期"),
+                        received_at: chrono::Utc::now(),
+                    };
+                    let t = Instant::now();
+                    match bot.handle(&msg).await {
+                        Ok(_) => lat.push(t.elapsed().as_micros() as u64),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        let mut lat = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await?;
+            lat.extend(l);
+            errors += e;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        lat.sort_unstable();
+        let pct = |p: f64| lat.get(((lat.len().saturating_sub(1)) as f64 * p) as usize).copied().unwrap_or(0);
+        rows.push(BotBenchRow {
+            concurrency,
+            messages: lat.len() as u64,
+            errors,
+            seconds,
+            messages_per_second: lat.len() as f64 / seconds.max(1e-9),
+            p50_us: pct(0.5),
+            p90_us: pct(0.9),
+            p99_us: pct(0.99),
+            max_us: lat.last().copied().unwrap_or(0),
+        });
+    }
+    Ok(rows)
+}
