@@ -56,11 +56,16 @@ pub enum BotError {
     /// The bot is shutting down.
     #[error("the bot is not running")]
     Stopped,
+    /// Lost a deadlock or serialization conflict; retried internally, never returned.
+    #[error("write conflict: {0}")]
+    Conflict(String),
 }
 
 impl From<sqlx::Error> for BotError {
     fn from(e: sqlx::Error) -> Self {
-        BotError::Storage(e.to_string())
+        // PostgreSQL: deadlock_detected and serialization_failure are worth one more try.
+        let retryable = matches!(&e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")));
+        if retryable { BotError::Conflict(e.to_string()) } else { BotError::Storage(e.to_string()) }
     }
 }
 
@@ -68,6 +73,9 @@ impl From<sqlx::Error> for BotError {
 /// commit is in progress, so one fsync serves many messages (group commit); when idle, a batch is
 /// one message and nothing waits.
 const MAX_BATCH: usize = 128;
+
+/// Concurrent writer tasks on PostgreSQL (each holds one pool connection while it writes).
+const POSTGRES_WRITERS: usize = 6;
 
 /// The handle platforms use. Messages go through a queue to writer tasks that handle them in
 /// batches, each message inside its own savepoint, with one commit per batch.
@@ -82,6 +90,8 @@ pub(crate) struct Core {
     db: Db,
     clock: Clock,
     undo_window: chrono::Duration,
+    /// Most messages per transaction.
+    batch: usize,
 }
 
 struct Job {
@@ -125,11 +135,16 @@ impl Bot {
     }
 
     fn with_options(db: Db, clock: Clock, undo_window: chrono::Duration) -> Self {
-        let writers = match db.kind() {
-            crate::config::DatabaseKind::Sqlite => 1,
-            crate::config::DatabaseKind::Postgres => 4,
+        // SQLite has one writer at a time: one writer task batches messages so one fsync serves
+        // many. PostgreSQL takes concurrent writers and already shares WAL flushes between
+        // concurrent commits, while a long batch would hold row locks other writers wait on: there,
+        // several writers each commit one message at a time. Writers of other instances are
+        // handled by retrying a message that lost a deadlock (see `handle_one`).
+        let (writers, batch) = match db.kind() {
+            crate::config::DatabaseKind::Sqlite => (1, MAX_BATCH),
+            crate::config::DatabaseKind::Postgres => (POSTGRES_WRITERS, 1),
         };
-        let core = Arc::new(Core { db, clock, undo_window });
+        let core = Arc::new(Core { db, clock, undo_window, batch });
         let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..writers {
@@ -170,7 +185,7 @@ async fn writer(core: Arc<Core>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else { return };
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < core.batch {
                 match rx.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,
@@ -210,8 +225,24 @@ impl Core {
         }
     }
 
-    /// One message inside its own savepoint, so a refusal or failure undoes only its changes.
+    /// One message; a message that lost a deadlock or serialization conflict with another
+    /// instance is rolled back to its savepoint and tried again.
     async fn handle_one(&self, tx: &mut Tx, msg: &IncomingMessage) -> Result<Reply, BotError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.handle_once(tx, msg).await {
+                Err(BotError::Conflict(e)) if attempt < 4 => {
+                    tracing::warn!(error = %e, attempt, "write conflict with another writer; retrying the message");
+                }
+                Err(BotError::Conflict(e)) => return Err(BotError::Storage(e)),
+                other => return other,
+            }
+        }
+    }
+
+    /// One message inside its own savepoint, so a refusal or failure undoes only its changes.
+    async fn handle_once(&self, tx: &mut Tx, msg: &IncomingMessage) -> Result<Reply, BotError> {
         let now = self.clock.now();
         store::savepoint(tx, store::Savepoint::Begin).await?;
         match self.step(tx, msg, now).await {
