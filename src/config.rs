@@ -62,6 +62,72 @@ pub struct Settings {
     pub log_format: String,
     /// tracing filter, e.g. `info` or `chatcrm=debug,tower_http=info`.
     pub log_level: String,
+    /// WeCom (企业微信) apps and callback settings.
+    pub wecom: WecomSettings,
+}
+
+/// `[wecom]`: callback and push settings, and one `[[wecom.apps]]` per self-built app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WecomSettings {
+    /// Base URL of the WeCom API (tests point it at a mock).
+    pub api_base: String,
+    /// Callbacks whose timestamp is further than this from now are rejected (replays).
+    pub timestamp_window_secs: u64,
+    /// Answer passively when the bot is done within this; otherwise acknowledge and push.
+    pub reply_deadline_ms: u64,
+    /// Let an unknown WeCom user become a rep on their first message.
+    pub self_register: bool,
+    /// A location message attaches to the sender's visit logged within this many minutes.
+    pub location_window_minutes: u32,
+    pub apps: Vec<WecomApp>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomApp {
+    /// The `{app}` in the callback URL `/callback/wecom/{app}`.
+    pub name: String,
+    /// The chatcrm org this app's users belong to.
+    pub org: String,
+    pub corp_id: String,
+    pub agent_id: i64,
+    #[serde(serialize_with = "ser_secret")]
+    pub secret: SecretString,
+    #[serde(serialize_with = "ser_secret")]
+    pub token: SecretString,
+    #[serde(serialize_with = "ser_secret")]
+    pub encoding_aes_key: SecretString,
+    /// The group robot's name, stripped from "@name …" in group-robot callbacks.
+    #[serde(default)]
+    pub robot_name: Option<String>,
+    /// Menu button keys → the chat text they send, e.g. { today = "今天" }.
+    #[serde(default)]
+    pub menu: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for WecomApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WecomApp")
+            .field("name", &self.name)
+            .field("org", &self.org)
+            .field("corp_id", &self.corp_id)
+            .field("agent_id", &self.agent_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WecomSettings {
+    fn default() -> Self {
+        Self {
+            api_base: "https://qyapi.weixin.qq.com".into(),
+            timestamp_window_secs: 300,
+            reply_deadline_ms: 4000,
+            self_register: false,
+            location_window_minutes: 120,
+            apps: Vec::new(),
+        }
+    }
 }
 
 fn ser_secret<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
@@ -86,6 +152,7 @@ impl Default for Settings {
             undo_window_minutes: 10,
             log_format: "pretty".into(),
             log_level: "info".into(),
+            wecom: WecomSettings::default(),
         }
     }
 }
@@ -106,7 +173,8 @@ impl Settings {
         if let Some(file) = file {
             fig = fig.merge(Toml::file_exact(file));
         }
-        fig.merge(Env::prefixed("CHATCRM_").ignore(ENV_NOT_KEYS))
+        // `__` reaches into sections: CHATCRM_WECOM__SELF_REGISTER=true.
+        fig.merge(Env::prefixed("CHATCRM_").ignore(ENV_NOT_KEYS).split("__"))
     }
 
     pub fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
@@ -170,12 +238,54 @@ impl Settings {
                 format!("`{}` is not `pretty` or `json`", self.log_format),
             ));
         }
+        self.validate_wecom()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return Err(bad(
                 "log_level",
                 "CHATCRM_LOG_LEVEL",
                 format!("`{}` is not a tracing filter such as `info`", self.log_level),
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_wecom(&self) -> Result<(), ConfigError> {
+        let w = &self.wecom;
+        let bad = |key: &'static str, env: &'static str, m: String| ConfigError::Invalid { key, env, message: m };
+        if w.timestamp_window_secs == 0 {
+            return Err(bad("wecom.timestamp_window_secs", "CHATCRM_WECOM__TIMESTAMP_WINDOW_SECS", "must be at least 1".into()));
+        }
+        if !(100..=4500).contains(&w.reply_deadline_ms) {
+            return Err(bad(
+                "wecom.reply_deadline_ms",
+                "CHATCRM_WECOM__REPLY_DEADLINE_MS",
+                "must be between 100 and 4500 (WeCom waits 5 seconds)".into(),
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for app in &w.apps {
+            let key = "wecom.apps";
+            let env = "CHATCRM_WECOM__APPS";
+            let ok_name = !app.name.is_empty() && app.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok_name {
+                return Err(bad(key, env, format!("app name `{}` must be letters, digits, - or _", app.name)));
+            }
+            if !names.insert(app.name.clone()) {
+                return Err(bad(key, env, format!("app name `{}` is used twice", app.name)));
+            }
+            if app.corp_id.trim().is_empty() {
+                return Err(bad(key, env, format!("app `{}`: corp_id is empty", app.name)));
+            }
+            if app.encoding_aes_key.expose_secret().len() != 43 {
+                return Err(bad(
+                    key,
+                    env,
+                    format!("app `{}`: encoding_aes_key must be the 43 characters from the WeCom console", app.name),
+                ));
+            }
+            if app.token.expose_secret().is_empty() || app.secret.expose_secret().is_empty() {
+                return Err(bad(key, env, format!("app `{}`: token and secret must be set", app.name)));
+            }
         }
         Ok(())
     }
@@ -264,7 +374,17 @@ mod tests {
     fn every_key_is_documented_in_the_example() {
         let value = serde_json::to_value(Settings::default()).expect("serialize");
         let keys = value.as_object().expect("object").keys().cloned().collect::<Vec<_>>();
+        let obj = value.as_object().cloned().unwrap_or_default();
         for key in keys {
+            if let Some(section) = obj.get(&key).and_then(|v| v.as_object()) {
+                assert!(EXAMPLE.contains(&format!("[{key}]")), "chatcrm.example.toml lacks section [{key}]");
+                for sub in section.keys() {
+                    assert!(EXAMPLE.contains(&format!("{sub} =")), "chatcrm.example.toml lacks `{key}.{sub}`");
+                    let env = format!("CHATCRM_{}__{}", key.to_uppercase(), sub.to_uppercase());
+                    assert!(EXAMPLE.contains(&env), "chatcrm.example.toml lacks env name {env}");
+                }
+                continue;
+            }
             assert!(EXAMPLE.contains(&format!("{key} =")), "chatcrm.example.toml lacks `{key}`");
             let env = format!("CHATCRM_{}", key.to_uppercase());
             assert!(EXAMPLE.contains(&env), "chatcrm.example.toml lacks env name {env}");

@@ -94,8 +94,18 @@ pub(crate) struct Core {
     batch: usize,
 }
 
+/// A message that is not text for the parser.
+#[derive(Debug, Clone)]
+pub enum Special {
+    /// Record it and answer this (a voice note without transcript, an attachment, a welcome).
+    Reply(String),
+    /// A shared location: attach it to the sender's visit logged within the window.
+    Location { label: String, window: chrono::Duration },
+}
+
 struct Job {
     msg: IncomingMessage,
+    special: Option<Special>,
     span: tracing::Span,
     done: oneshot::Sender<Result<Reply, BotError>>,
 }
@@ -164,6 +174,15 @@ impl Bot {
 
     /// Handles one message: returns once its effects and the inbox row are durably committed.
     pub async fn handle(&self, msg: &IncomingMessage) -> Result<Reply, BotError> {
+        self.submit(msg, None).await
+    }
+
+    /// Handles a non-text message (recorded in the inbox and deduplicated like any other).
+    pub async fn handle_special(&self, msg: &IncomingMessage, special: Special) -> Result<Reply, BotError> {
+        self.submit(msg, Some(special)).await
+    }
+
+    async fn submit(&self, msg: &IncomingMessage, special: Option<Special>) -> Result<Reply, BotError> {
         let span = tracing::info_span!(
             "message",
             platform = %msg.platform,
@@ -172,7 +191,7 @@ impl Bot {
             message_id = %msg.message_id,
         );
         let (done, wait) = oneshot::channel();
-        self.queue.send(Job { msg: msg.clone(), span, done }).await.map_err(|_| BotError::Stopped)?;
+        self.queue.send(Job { msg: msg.clone(), special, span, done }).await.map_err(|_| BotError::Stopped)?;
         wait.await.map_err(|_| BotError::Stopped)?
     }
 }
@@ -213,7 +232,7 @@ impl Core {
         };
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
-            results.push(self.handle_one(&mut tx, &job.msg).instrument(job.span.clone()).await);
+            results.push(self.handle_one(&mut tx, &job.msg, job.special.as_ref()).instrument(job.span.clone()).await);
         }
         match tx.commit().await {
             Ok(()) => results,
@@ -227,11 +246,11 @@ impl Core {
 
     /// One message; a message that lost a deadlock or serialization conflict with another
     /// instance is rolled back to its savepoint and tried again.
-    async fn handle_one(&self, tx: &mut Tx, msg: &IncomingMessage) -> Result<Reply, BotError> {
+    async fn handle_one(&self, tx: &mut Tx, msg: &IncomingMessage, special: Option<&Special>) -> Result<Reply, BotError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.handle_once(tx, msg).await {
+            match self.handle_once(tx, msg, special).await {
                 Err(BotError::Conflict(e)) if attempt < 4 => {
                     tracing::warn!(error = %e, attempt, "write conflict with another writer; retrying the message");
                 }
@@ -242,10 +261,10 @@ impl Core {
     }
 
     /// One message inside its own savepoint, so a refusal or failure undoes only its changes.
-    async fn handle_once(&self, tx: &mut Tx, msg: &IncomingMessage) -> Result<Reply, BotError> {
+    async fn handle_once(&self, tx: &mut Tx, msg: &IncomingMessage, special: Option<&Special>) -> Result<Reply, BotError> {
         let now = self.clock.now();
         store::savepoint(tx, store::Savepoint::Begin).await?;
-        match self.step(tx, msg, now).await {
+        match self.step(tx, msg, special, now).await {
             Ok(Step::Keep { inbox_id, status, text }) => {
                 store::inbox::finish(tx, inbox_id, status, &text).await?;
                 store::savepoint(tx, store::Savepoint::Release).await?;
@@ -282,7 +301,13 @@ impl Core {
         Ok(row.map(|r| r.reply).unwrap_or_default())
     }
 
-    async fn step(&self, tx: &mut Tx, msg: &IncomingMessage, now: DateTime<Utc>) -> Result<Step, BotError> {
+    async fn step(
+        &self,
+        tx: &mut Tx,
+        msg: &IncomingMessage,
+        special: Option<&Special>,
+        now: DateTime<Utc>,
+    ) -> Result<Step, BotError> {
         let user = crm::users::resolve_identity(tx, &msg.platform, &msg.corp_id, &msg.sender)
             .await
             .map_err(into_storage)?;
@@ -299,6 +324,24 @@ impl Core {
             let text = render::not_linked(command::detect_lang(&msg.text), msg);
             return Ok(Step::Keep { inbox_id, status: "rejected", text });
         };
+        match special {
+            Some(Special::Reply(text)) => return Ok(Step::Keep { inbox_id, status: "done", text: text.clone() }),
+            Some(Special::Location { label, window }) => {
+                let ctx = Ctx { actor: Actor::of(&user), via: Via::Chat, source_message_id: Some(inbox_id), now };
+                let attached = crm::activities::attach_location(tx, &ctx, label, *window).await;
+                let text = match attached {
+                    Ok(Some(a)) => format!("📍 已把位置「{label}」附到拜访 #{}（{}）", a.id, a.customer_name),
+                    Ok(None) => format!(
+                        "📍 收到位置「{label}」。{} 分钟内没有你的拜访记录可附；请先发「拜访 客户 内容」，再发位置。",
+                        window.num_minutes()
+                    ),
+                    Err(CrmError::Db(e)) => return Err(e.into()),
+                    Err(e) => e.user_message(Lang::Zh),
+                };
+                return Ok(Step::Keep { inbox_id, status: "done", text });
+            }
+            None => {}
+        }
         let tz = crm::orgs::org_by_id(tx, user.org_id).await.map_err(into_storage)?.tz();
         let lang = self.language(tx, &user, &msg.text, inbox_id, now.with_timezone(&tz)).await?;
         let ctx = Ctx { actor: Actor::of(&user), via: Via::Chat, source_message_id: Some(inbox_id), now };

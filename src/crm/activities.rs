@@ -82,3 +82,21 @@ pub async fn log_activity(tx: &mut Tx, ctx: &Ctx, new: NewActivity) -> Result<Lo
     };
     Ok(Logged { activity, follow_up })
 }
+
+/// Attaches a location to the actor's latest visit (or meeting) logged within `window`.
+/// `None` when there is no such visit.
+pub async fn attach_location(tx: &mut Tx, ctx: &Ctx, label: &str, window: Duration) -> Result<Option<Activity>> {
+    let Some(user_id) = ctx.actor.user_id else {
+        return Err(invalid("位置必须来自某个用户", "a location must come from a user"));
+    };
+    let label = clean_text("位置", "location", label, 200)?;
+    let Some(before) = store::activities::latest_visit(tx, ctx.org_id(), user_id, ctx.now - window).await? else {
+        return Ok(None);
+    };
+    store::activities::set_location(tx, before.id, &label).await?;
+    let after = store::activities::by_id(tx, ctx.org_id(), before.id)
+        .await?
+        .ok_or_else(|| not_found(format!("活动 #{} 不存在", before.id), format!("activity #{} does not exist", before.id)))?;
+    audit(tx, ctx, "update", "activity", after.id, Some(&before), Some(&after)).await?;
+    Ok(Some(after))
+}

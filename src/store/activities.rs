@@ -65,3 +65,31 @@ pub async fn for_customer(tx: &mut Tx, customer_id: i64, limit: i64) -> sqlx::Re
     .fetch_all(c)
     .await)
 }
+
+/// The user's latest visit or meeting that happened at or after `since`.
+pub async fn latest_visit(
+    tx: &mut Tx,
+    org_id: i64,
+    user_id: i64,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Option<Activity>> {
+    run!(tx, |c| sqlx::query_as(concat!(
+        activity_select!(),
+        "WHERE a.org_id = $1 AND a.user_id = $2 AND a.kind IN ('visit', 'meeting') AND a.created_at >= $3
+         ORDER BY a.created_at DESC, a.id DESC LIMIT 1"
+    ))
+    .bind(org_id)
+    .bind(user_id)
+    .bind(since)
+    .fetch_optional(c)
+    .await)
+}
+
+pub async fn set_location(tx: &mut Tx, id: i64, location: &str) -> sqlx::Result<()> {
+    run!(tx, |c| sqlx::query("UPDATE activities SET location = $2 WHERE id = $1")
+        .bind(id)
+        .bind(location)
+        .execute(c)
+        .await
+        .map(|_| ()))
+}
