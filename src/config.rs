@@ -276,11 +276,15 @@ impl Settings {
             if app.corp_id.trim().is_empty() {
                 return Err(bad(key, env, format!("app `{}`: corp_id is empty", app.name)));
             }
-            if app.encoding_aes_key.expose_secret().len() != 43 {
+            if let Err(e) = crate::platform::wecom::crypto::WecomCrypto::new(
+                app.token.expose_secret(),
+                app.encoding_aes_key.expose_secret(),
+                &app.corp_id,
+            ) {
                 return Err(bad(
                     key,
                     env,
-                    format!("app `{}`: encoding_aes_key must be the 43 characters from the WeCom console", app.name),
+                    format!("app `{}`: token and the 43-character encoding_aes_key from the WeCom console are needed ({e})", app.name),
                 ));
             }
             if app.token.expose_secret().is_empty() || app.secret.expose_secret().is_empty() {

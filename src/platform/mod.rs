@@ -2,3 +2,4 @@
 //! and delivers pushes. The console is the built-in one for trying chatcrm locally.
 
 pub mod console;
+pub mod wecom;
