@@ -23,6 +23,8 @@ pub enum StartupError {
     Bind { addr: String, source: std::io::Error },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Wecom(#[from] crate::platform::wecom::SetupError),
     #[error("seeding the demo org failed: {0}")]
     Demo(#[from] crate::crm::CrmError),
 }
@@ -47,7 +49,8 @@ impl Application {
         let addr = settings.listen.clone();
         let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr, source })?;
         let bot = Bot::new(db.clone(), clock.clone()).with_undo_window(settings.undo_window());
-        let state = AppState { db, bot, clock, settings: Arc::new(settings) };
+        let wecom = crate::platform::wecom::Apps::from_settings(&settings.wecom)?;
+        let state = AppState { db, bot, clock, settings: Arc::new(settings), wecom };
         Ok(Self { listener, state })
     }
 

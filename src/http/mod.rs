@@ -2,6 +2,7 @@
 
 mod console;
 mod error;
+mod wecom;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub struct AppState {
     pub bot: Bot,
     pub clock: Clock,
     pub settings: Arc<Settings>,
+    pub wecom: crate::platform::wecom::Apps,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -41,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     if state.settings.console_enabled {
         app = app.merge(console::router());
     }
+    app = app.merge(wecom::router());
     // Outermost first: request id, trace (its span carries the id), panic guard, timeout, body limit.
     let middleware = ServiceBuilder::new()
         .set_x_request_id(MakeRequestUuid)

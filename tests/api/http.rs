@@ -426,7 +426,7 @@ mod oneshot_router {
     fn state(db: Db, settings: Settings) -> chatcrm::http::AppState {
         let clock = Clock::fixed(t0());
         let bot = chatcrm::bot::Bot::new(db.clone(), clock.clone());
-        chatcrm::http::AppState { db, bot, clock, settings: Arc::new(settings) }
+        chatcrm::http::AppState { db, bot, clock, settings: Arc::new(settings), wecom: Default::default() }
     }
 
     async fn body_json(res: axum::response::Response) -> Value {

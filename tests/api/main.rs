@@ -17,3 +17,4 @@ mod matching;
 mod parser_props;
 mod permissions;
 mod shutdown;
+mod wecom;

@@ -408,6 +408,15 @@ pub fn text_reply(to_user: &str, from_corp: &str, create_time: i64, content: &st
 /// other than tab/LF/CR, U+FFFE/U+FFFF) are dropped first, since WeCom's parser rejects them
 /// (pitfall 5.10) and dropping them later could join a new `]]>`. Line ends become `\n`, which
 /// is what WeCom clients expect.
+/// Passive reply plaintext to a group-robot XML callback (PLATFORMS.md §1.7): a text message.
+pub fn robot_text_reply(content: &str) -> String {
+    let mut out = String::with_capacity(content.len() + 80);
+    out.push_str("<xml><MsgType><![CDATA[text]]></MsgType><Text><Content>");
+    push_cdata(&mut out, content);
+    out.push_str("</Content></Text></xml>");
+    out
+}
+
 fn push_cdata(out: &mut String, s: &str) {
     let clean: std::borrow::Cow<'_, str> = if s.chars().all(|c| c != '\r' && is_xml_char(c)) {
         s.into()

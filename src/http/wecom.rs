@@ -1,0 +1,221 @@
+//! `/callback/wecom/{app}`: the URL-verification handshake (GET), messages and events (POST), and
+//! `/callback/wecom/{app}/robot` for group-robot callbacks. Rejections store nothing.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::{ApiError, AppState};
+use crate::bot::{Reply, Special};
+use crate::crm::{self, Actor, Ctx, Role, Via};
+use crate::platform::wecom::{self, Action, App, CallbackError, CallbackQuery, xml};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/callback/wecom/{app}", get(verify).post(receive))
+        .route("/callback/wecom/{app}/robot", get(verify_robot).post(receive_robot))
+}
+
+fn app_of(state: &AppState, name: &str) -> Result<Arc<App>, ApiError> {
+    state.wecom.get(name).ok_or_else(|| ApiError::NotFound(format!("no wecom app `{name}` is configured")))
+}
+
+fn query(q: Result<Query<CallbackQuery>, QueryRejection>) -> Result<CallbackQuery, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| ApiError::BadRequest("bad_query", e.body_text()))
+}
+
+fn reject(e: CallbackError) -> ApiError {
+    tracing::warn!(error = %e, "wecom callback rejected");
+    match e {
+        CallbackError::BadSignature => ApiError::Unauthorized("signature does not match".into()),
+        CallbackError::Stale(ts) => ApiError::Unauthorized(format!("timestamp {ts} is too old or in the future")),
+        CallbackError::Malformed(m) => ApiError::BadRequest("malformed", m),
+    }
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<CallbackQuery>, QueryRejection>,
+) -> Result<String, ApiError> {
+    let app = app_of(&state, &name)?;
+    let q = query(q)?;
+    wecom::verify_url(&app, &q, state.clock.now(), state.wecom.timestamp_window_secs).map_err(reject)
+}
+
+async fn verify_robot(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<CallbackQuery>, QueryRejection>,
+) -> Result<String, ApiError> {
+    let app = app_of(&state, &name)?;
+    let q = query(q)?;
+    let echostr = q.echostr.as_deref().ok_or_else(|| ApiError::BadRequest("malformed", "echostr is missing".into()))?;
+    app.robot_crypto
+        .verify_url(&q.msg_signature, &q.timestamp, &q.nonce, echostr)
+        .map_err(|e| reject(CallbackError::from(e)))
+}
+
+fn body_text(body: &Bytes) -> Result<&str, ApiError> {
+    std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("malformed", "body is not UTF-8".into()))
+}
+
+/// Makes an unknown sender a rep when the config allows it; otherwise the bot tells them how an
+/// admin links them.
+async fn self_register(state: &AppState, app: &App, user_id: &str) -> Result<(), crm::CrmError> {
+    let mut tx = state.db.begin().await?;
+    if crm::users::resolve_identity(&mut tx, wecom::PLATFORM, &app.cfg.corp_id, user_id).await?.is_some() {
+        return Ok(());
+    }
+    let org = crm::orgs::org_by_name(&mut tx, &app.cfg.org).await?;
+    let ctx = Ctx::new(Actor::system(org.id), Via::System, state.clock.now());
+    let handle: String = user_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(32)
+        .collect::<String>()
+        .to_lowercase();
+    let handle = if handle.is_empty() { format!("wecom-{}", uuid::Uuid::new_v4().simple()) } else { handle };
+    let new = crm::users::NewUser { handle: &handle, name: user_id, role: Role::Rep, team_id: None };
+    let user = crm::users::create_user(&mut tx, &ctx, new).await?;
+    crm::users::link_identity(&mut tx, &ctx, user.id, wecom::PLATFORM, &app.cfg.corp_id, user_id).await?;
+    tx.commit().await?;
+    tracing::info!(user = user.id, "self-registered a WeCom user as a rep");
+    Ok(())
+}
+
+/// Runs the bot, but answers within the reply deadline: when the bot is slower, WeCom gets an
+/// empty 200 now and the reply is pushed through the API once ready.
+async fn reply_in_time(
+    state: &AppState,
+    app: &Arc<App>,
+    to_user: String,
+    work: impl std::future::Future<Output = Result<Reply, crate::bot::BotError>> + Send + 'static,
+) -> Result<Option<Reply>, ApiError> {
+    let handle = tokio::spawn(work);
+    let deadline = state.wecom.reply_deadline;
+    let mut handle = handle;
+    match tokio::time::timeout(deadline, &mut handle).await {
+        Ok(Ok(Ok(reply))) => Ok(Some(reply)),
+        Ok(Ok(Err(e))) => {
+            tracing::error!(error = %e, "message not handled");
+            // Not stored: WeCom retries on a non-200, which is what we want.
+            Err(ApiError::Unavailable("storage unavailable, retry".into()))
+        }
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "bot task failed");
+            Err(ApiError::Unavailable("internal error, retry".into()))
+        }
+        Err(_) => {
+            tracing::warn!(?deadline, "bot slower than the reply deadline; acknowledging and pushing later");
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Ok(Ok(reply)) = handle.await
+                    && !reply.text.is_empty()
+                    && !reply.duplicate
+                {
+                    wecom::push_late_reply(&app, &to_user, &reply.text).await;
+                }
+            });
+            Ok(None)
+        }
+    }
+}
+
+fn xml_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/xml; charset=utf-8")], body).into_response()
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<CallbackQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let app = app_of(&state, &name)?;
+    let q = query(q)?;
+    let now = state.clock.now();
+    let inbound = wecom::open(&app, &q, body_text(&body)?, now, state.wecom.timestamp_window_secs).map_err(reject)?;
+    if state.wecom.self_register && !inbound.from().is_empty() {
+        self_register(&state, &app, inbound.from()).await.map_err(|e| ApiError::from_crm(e, crm::Lang::Zh))?;
+    }
+    let bot = state.bot.clone();
+    let work: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = match wecom::action(&app, &inbound, now)
+    {
+        Action::Ignore => return Ok(StatusCode::OK.into_response()),
+        Action::Text(msg) => Box::pin(async move { bot.handle(&msg).await }),
+        Action::Fixed(msg, text) => Box::pin(async move { bot.handle_special(&msg, Special::Reply(text)).await }),
+        Action::Location(msg, label) => {
+            let window = chrono::Duration::minutes(state.wecom.location_window_minutes);
+            Box::pin(async move { bot.handle_special(&msg, Special::Location { label, window }).await })
+        }
+    };
+    match reply_in_time(&state, &app, inbound.from().to_string(), work).await? {
+        Some(reply) if !reply.text.is_empty() => {
+            Ok(xml_response(wecom::passive_reply(&app, &inbound, &reply.text, now, &q.nonce)))
+        }
+        _ => Ok(StatusCode::OK.into_response()),
+    }
+}
+
+async fn receive_robot(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<CallbackQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let app = app_of(&state, &name)?;
+    let q = query(q)?;
+    let now = state.clock.now();
+    let text = body_text(&body)?;
+    let json = text.trim_start().starts_with('{');
+    let encrypt = if json {
+        wecom::crypto::extract_encrypt_json(text).map_err(|e| reject(e.into()))?
+    } else {
+        wecom::crypto::extract_encrypt(text).map_err(|e| reject(e.into()))?.to_string()
+    };
+    app.robot_crypto.verify(&q.msg_signature, &q.timestamp, &q.nonce, &encrypt).map_err(|e| reject(e.into()))?;
+    let ts: i64 = q.timestamp.trim().parse().map_err(|_| reject(CallbackError::Stale(q.timestamp.clone())))?;
+    if (now.timestamp() - ts).abs() > state.wecom.timestamp_window_secs {
+        return Err(reject(CallbackError::Stale(q.timestamp.clone())));
+    }
+    let plain = app.robot_crypto.decrypt(&encrypt).map_err(|e| reject(e.into()))?;
+    let m = xml::decode_robot(&plain, app.cfg.robot_name.as_deref())
+        .map_err(|e| reject(CallbackError::Malformed(e.to_string())))?;
+    if m.msg_type != "text" || m.text.trim().is_empty() {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let msg = crate::bot::IncomingMessage {
+        platform: wecom::PLATFORM.into(),
+        corp_id: app.cfg.corp_id.clone(),
+        sender: m.from_user.clone(),
+        message_id: format!("robot:{}:{}", app.cfg.corp_id, m.msg_id),
+        text: m.text.clone(),
+        received_at: now,
+    };
+    let bot = state.bot.clone();
+    let Some(reply) = reply_in_time(&state, &app, m.from_user.clone(), async move { bot.handle(&msg).await }).await?
+    else {
+        return Ok(StatusCode::OK.into_response());
+    };
+    if reply.text.is_empty() {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let ts = now.timestamp().to_string();
+    if json {
+        let plain = serde_json::json!({ "msgtype": "markdown", "markdown": { "content": reply.text } }).to_string();
+        let encrypt = app.robot_crypto.encrypt(&plain);
+        let signature = app.robot_crypto.signature(&ts, &q.nonce, &encrypt);
+        let body = serde_json::json!({ "encrypt": encrypt, "msgsignature": signature, "timestamp": now.timestamp(), "nonce": q.nonce });
+        Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+    } else {
+        let plain = xml::robot_text_reply(&reply.text);
+        Ok(xml_response(app.robot_crypto.reply_envelope(&plain, &ts, &q.nonce)))
+    }
+}

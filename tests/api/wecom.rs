@@ -1,0 +1,239 @@
+//! WeCom callbacks end to end: signed and encrypted callbacks from two reps and a manager drive
+//! the real server; passive replies decrypt to the expected text; duplicates change nothing;
+//! every rejection stores nothing.
+
+use super::helpers::*;
+use super::http::{Server, settings};
+use crate::both_backends;
+use chatcrm::config::{Settings, WecomApp, WecomSettings};
+use chatcrm::crm::{self, Actor, Ctx, Via};
+use chatcrm::platform::wecom::simulate::Simulator;
+use chatcrm::store::Db;
+use secrecy::SecretString;
+
+const TOKEN: &str = "QDG6eK";
+const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+const CORP: &str = "ww-test-corp";
+const AGENT: i64 = 1_000_002;
+const PATH: &str = "/callback/wecom/sales";
+
+fn app() -> WecomApp {
+    WecomApp {
+        name: "sales".into(),
+        org: "Org One".into(),
+        corp_id: CORP.into(),
+        agent_id: AGENT,
+        secret: SecretString::from("app-secret"),
+        token: SecretString::from(TOKEN),
+        encoding_aes_key: SecretString::from(KEY),
+        robot_name: Some("chatcrm".into()),
+        menu: [("today".to_string(), "今天".to_string())].into_iter().collect(),
+    }
+}
+
+fn wecom_settings(self_register: bool) -> Settings {
+    Settings {
+        wecom: WecomSettings { apps: vec![app()], self_register, ..WecomSettings::default() },
+        console_org: "Org One".into(),
+        ..settings()
+    }
+}
+
+/// World users linked to WeCom ids: r1 = zhangsan, r2 = lisi, ma = wangwu.
+async fn world(db: Db) -> World {
+    let w = World::new(db).await;
+    let mut tx = w.tx().await;
+    let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
+    for (u, id) in [(&w.r1, "zhangsan"), (&w.r2, "lisi"), (&w.ma, "wangwu")] {
+        crm::users::link_identity(&mut tx, &sys, u.id, "wecom", CORP, id).await.expect("link");
+    }
+    tx.commit().await.expect("commit");
+    w
+}
+
+struct Wecom {
+    server: Server,
+    sim: Simulator,
+    w: World,
+}
+
+impl Wecom {
+    async fn start(db: Db, self_register: bool) -> Self {
+        let w = world(db.clone()).await;
+        let server = Server::start(wecom_settings(self_register), db).await;
+        let sim = Simulator::new(TOKEN, KEY, CORP, AGENT).expect("simulator");
+        Self { server, sim, w }
+    }
+
+    async fn post(&self, cb: &chatcrm::platform::wecom::simulate::Callback) -> super::http::Resp {
+        let url = self.server.url(&format!("{PATH}?{}", cb.query));
+        self.server.send(self.server.client.post(url).body(cb.body.clone())).await
+    }
+
+    /// Sends a text message and returns the decrypted passive reply.
+    async fn say(&self, user: &str, text: &str, msg_id: &str) -> String {
+        let cb = self.sim.text(user, text, msg_id, t0().timestamp());
+        let r = self.post(&cb).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        self.sim.open_reply(&r.body).unwrap_or_else(|e| panic!("reply does not open ({e}): {}", r.body))
+    }
+}
+
+async fn two_reps_and_a_manager(db: Db) {
+    let t = Wecom::start(db, false).await;
+    let script: &[(&str, &str, &str)] = &[
+        ("zhangsan", "新客户 海尔智家", "已创建客户"),
+        ("zhangsan", "拜访 海尔 聊了二期需求，下周三下午3点再跟进", "已设提醒：12月2日 周三 15:00 再跟进"),
+        ("lisi", "新客户 美的集团", "已创建客户"),
+        ("lisi", "新商机 美的 仓储系统 50万 报价", "已建商机"),
+        ("zhangsan", "提醒 明天下午3点 给海尔打电话", "已设提醒：11月25日 周三 15:00"),
+        ("wangwu", "团队漏斗", "合计 1 个"),
+        ("lisi", "拜访 海尔 顺路", "没找到客户"),
+    ];
+    let mut replies = Vec::new();
+    for (i, (user, text, expect)) in script.iter().enumerate() {
+        let reply = t.say(user, text, &format!("{}", 7_000_000 + i)).await;
+        assert!(reply.contains(expect), "{user}: {text} → {reply}");
+        replies.push(reply);
+    }
+    let counts = (
+        t.w.count("customers").await,
+        t.w.count("activities").await,
+        t.w.count("deals").await,
+        t.w.count("tasks").await,
+        t.w.count("inbox").await,
+    );
+    assert_eq!(counts, (2, 1, 1, 2, 7));
+    // WeCom retries every message: the same answers, nothing changes.
+    for (i, (user, text, _)) in script.iter().enumerate() {
+        let reply = t.say(user, text, &format!("{}", 7_000_000 + i)).await;
+        assert_eq!(reply, replies[i], "retry of `{text}`");
+    }
+    let again = (
+        t.w.count("customers").await,
+        t.w.count("activities").await,
+        t.w.count("deals").await,
+        t.w.count("tasks").await,
+        t.w.count("inbox").await,
+    );
+    assert_eq!(again, counts);
+    t.server.stop().await;
+}
+
+async fn rejections_store_nothing(db: Db) {
+    let t = Wecom::start(db, false).await;
+    let inbox = t.w.count("inbox").await;
+    let good = t.sim.text("zhangsan", "今天", "1", t0().timestamp());
+    let cases: Vec<(String, String, u16, &str)> = vec![
+        // A tampered signature.
+        (good.query.replace("msg_signature=", "msg_signature=0"), good.body.clone(), 401, "unauthorized"),
+        // Ciphertext from a different key.
+        (good.query.clone(), good.body.replace("<Encrypt><![CDATA[", "<Encrypt><![CDATA[AAAA"), 401, "unauthorized"),
+        // Malformed bodies.
+        (good.query.clone(), "not xml at all".into(), 400, "malformed"),
+        (good.query.clone(), "<xml><ToUserName>x</ToUserName></xml>".into(), 400, "malformed"),
+        // Missing query parameters.
+        ("timestamp=1&nonce=2".into(), good.body.clone(), 400, "bad_query"),
+    ];
+    for (query, body, status, code) in cases {
+        let url = t.server.url(&format!("{PATH}?{query}"));
+        let r = t.server.send(t.server.client.post(url).body(body)).await;
+        r.assert_error(status, code);
+    }
+    // A replayed callback from an hour ago, correctly signed.
+    let stale = t.sim.text("zhangsan", "今天", "2", t0().timestamp() - 3600);
+    t.post(&stale).await.assert_error(401, "unauthorized");
+    // An app that is not configured.
+    let url = t.server.url(&format!("/callback/wecom/nope?{}", good.query));
+    t.server.send(t.server.client.post(url).body(good.body.clone())).await.assert_error(404, "not_found");
+    // A body over the limit.
+    let big = t.sim.text("zhangsan", &"很".repeat(100_000), "3", t0().timestamp());
+    t.post(&big).await.assert_error(413, "payload_too_large");
+    assert_eq!(t.w.count("inbox").await, inbox, "a rejected callback stored something");
+    // The good one still works afterwards.
+    assert_eq!(t.post(&good).await.status, 200);
+    assert_eq!(t.w.count("inbox").await, inbox + 1);
+    t.server.stop().await;
+}
+
+async fn events_voice_location_and_unknown_users(db: Db) {
+    let t = Wecom::start(db, false).await;
+    let open = |r: super::http::Resp| t.sim.open_reply(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body));
+    let r = t.post(&t.sim.event("zhangsan", "enter_agent", None, t0().timestamp())).await;
+    assert!(open(r).contains("我是 chatcrm"));
+    let r = t.post(&t.sim.event("zhangsan", "click", Some("today"), t0().timestamp() + 1)).await;
+    assert!(open(r).contains("今天"), "the menu key runs its bound command");
+    // Events WeCom takes no passive reply for get an empty 200.
+    let r = t.post(&t.sim.event("zhangsan", "view", Some("https://x"), t0().timestamp() + 2)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, ""));
+    // Voice without transcript: how to dictate instead.
+    let plain = format!(
+        "<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[zhangsan]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[voice]]></MsgType><MediaId><![CDATA[m1]]></MediaId><Format><![CDATA[amr]]></Format><MsgId>555</MsgId><AgentID>{AGENT}</AgentID></xml>",
+        t0().timestamp()
+    );
+    let r = t.post(&t.sim.envelope(&plain, t0().timestamp(), "v1")).await;
+    assert!(open(r).contains("语音输入"));
+    // A location after a visit attaches to it.
+    t.say("zhangsan", "新客户 青岛啤酒", "10").await;
+    t.say("zhangsan", "拜访 青岛啤酒 参观灌装线", "11").await;
+    let r = t.post(&t.sim.location("zhangsan", 36.07, 120.38, "青岛市市北区登州路56号", "12", t0().timestamp())).await;
+    assert!(open(r).contains("已把位置"), "location attached");
+    let mut tx = t.w.tx().await;
+    let customers = crm::customers::list_customers(&mut tx, &t.w.ctx(&t.w.r1), true).await.expect("list");
+    let acts = chatcrm::store::activities::for_customer(&mut tx, customers[0].id, 5).await.expect("acts");
+    assert_eq!(acts[0].location.as_deref(), Some("青岛市市北区登州路56号"));
+    drop(tx);
+    // An unknown WeCom user is told how an admin links them.
+    let reply = t.say("stranger", "今天", "20").await;
+    assert!(reply.contains("chatcrm users link") && reply.contains(CORP) && reply.contains("stranger"), "{reply}");
+    t.server.stop().await;
+}
+
+async fn self_registration_when_allowed(db: Db) {
+    let t = Wecom::start(db, true).await;
+    let reply = t.say("newbie", "新客户 潍柴动力", "1").await;
+    assert!(reply.contains("已创建客户"), "{reply}");
+    let mut tx = t.w.tx().await;
+    let u = crm::users::find_user(&mut tx, t.w.org.id, "newbie").await.expect("registered");
+    assert_eq!(u.role, crm::Role::Rep);
+    t.server.stop().await;
+}
+
+both_backends!(
+    two_reps_and_a_manager,
+    rejections_store_nothing,
+    events_voice_location_and_unknown_users,
+    self_registration_when_allowed
+);
+
+/// The official URL-verification vector (PLATFORMS.md V-W1) through the real endpoint, with the
+/// server's clock at the vector's time.
+#[tokio::test]
+async fn official_echostr_handshake() {
+    let t = TestDb::sqlite().await;
+    let mut s = wecom_settings(false);
+    s.wecom.apps[0].corp_id = "wx5823bf96d3bd56c7".into();
+    let app = chatcrm::startup::Application::build(
+        s,
+        t.db.clone(),
+        chatcrm::clock::Clock::fixed(chrono::DateTime::from_timestamp(1409659589, 0).expect("time")),
+    )
+    .await
+    .expect("build");
+    let addr = app.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    let echostr = "P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2BFZXvnaqQ%3D%3D";
+    let url = format!(
+        "http://{addr}{PATH}?msg_signature=5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3&timestamp=1409659589&nonce=263014780&echostr={echostr}"
+    );
+    let r = reqwest::get(&url).await.expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.expect("body"), "1616140317555161061");
+    let bad = url.replace("5c45ff5e", "5c45ff5f");
+    assert_eq!(reqwest::get(&bad).await.expect("request").status().as_u16(), 401);
+    let _ = tx.send(());
+    let _ = task.await;
+}
