@@ -26,8 +26,9 @@ pub struct BotBenchRow {
     pub max_us: u64,
 }
 
-/// Seeds the demo org on an empty database and returns (platform user id, customer word) pairs.
-async fn prepare(db: &Db) -> anyhow::Result<(String, Vec<(String, String)>)> {
+/// Seeds the demo org on an empty database, links the demo reps to `platform`/`corp` under their
+/// handles, and returns the org's corp key and (sender, customer name) pairs to write about.
+pub async fn prepare(db: &Db, platform: &str, corp: Option<&str>) -> anyhow::Result<(String, Vec<(String, String)>)> {
     let mut tx = db.begin().await?;
     let org = match crm::orgs::org_by_name(&mut tx, "演示公司").await {
         Ok(org) => org,
@@ -36,13 +37,13 @@ async fn prepare(db: &Db) -> anyhow::Result<(String, Vec<(String, String)>)> {
             crm::orgs::org_by_name(&mut tx, "演示公司").await?
         }
     };
-    let corp = org.id.to_string();
+    let corp = corp.map_or_else(|| org.id.to_string(), str::to_string);
     let sys = Ctx::new(Actor::system(org.id), Via::Cli, Clock::system().now());
     let mut senders = Vec::new();
     for handle in ["lilei", "zhangwei", "wangfang"] {
         let user = crm::users::find_user(&mut tx, org.id, handle).await?;
-        if crm::users::resolve_identity(&mut tx, "bench", &corp, handle).await?.is_none() {
-            crm::users::link_identity(&mut tx, &sys, user.id, "bench", &corp, handle).await?;
+        if crm::users::resolve_identity(&mut tx, platform, &corp, handle).await?.is_none() {
+            crm::users::link_identity(&mut tx, &sys, user.id, platform, &corp, handle).await?;
         }
         let ctx = Ctx::new(Actor::of(&user), Via::Cli, Clock::system().now());
         for c in crm::customers::list_customers(&mut tx, &ctx, true).await?.into_iter().take(3) {
@@ -53,8 +54,13 @@ async fn prepare(db: &Db) -> anyhow::Result<(String, Vec<(String, String)>)> {
     Ok((corp, senders))
 }
 
+/// Latency percentiles (µs) of sorted samples.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted.get(((sorted.len().saturating_sub(1)) as f64 * p) as usize).copied().unwrap_or(0)
+}
+
 pub async fn bot(db: Db, levels: &[usize], duration: Duration) -> anyhow::Result<Vec<BotBenchRow>> {
-    let (corp, senders) = prepare(&db).await?;
+    let (corp, senders) = prepare(&db, "bench", None).await?;
     let senders = Arc::new(senders);
     let bot = Bot::new(db, Clock::system());
     let seq = Arc::new(AtomicU64::new(0));
@@ -65,7 +71,8 @@ pub async fn bot(db: Db, levels: &[usize], duration: Duration) -> anyhow::Result
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..concurrency.max(1) {
-            let (bot, senders, seq, corp, run_id) = (bot.clone(), senders.clone(), seq.clone(), corp.clone(), run_id.clone());
+            let (bot, senders, seq, corp, run_id) =
+                (bot.clone(), senders.clone(), seq.clone(), corp.clone(), run_id.clone());
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut errors = 0u64;
@@ -98,7 +105,7 @@ pub async fn bot(db: Db, levels: &[usize], duration: Duration) -> anyhow::Result
         }
         let seconds = start.elapsed().as_secs_f64();
         lat.sort_unstable();
-        let pct = |p: f64| lat.get(((lat.len().saturating_sub(1)) as f64 * p) as usize).copied().unwrap_or(0);
+        let pct = |p: f64| percentile(&lat, p);
         rows.push(BotBenchRow {
             concurrency,
             messages: lat.len() as u64,

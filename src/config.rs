@@ -253,7 +253,11 @@ impl Settings {
         let w = &self.wecom;
         let bad = |key: &'static str, env: &'static str, m: String| ConfigError::Invalid { key, env, message: m };
         if w.timestamp_window_secs == 0 {
-            return Err(bad("wecom.timestamp_window_secs", "CHATCRM_WECOM__TIMESTAMP_WINDOW_SECS", "must be at least 1".into()));
+            return Err(bad(
+                "wecom.timestamp_window_secs",
+                "CHATCRM_WECOM__TIMESTAMP_WINDOW_SECS",
+                "must be at least 1".into(),
+            ));
         }
         if !(100..=4500).contains(&w.reply_deadline_ms) {
             return Err(bad(
@@ -266,7 +270,8 @@ impl Settings {
         for app in &w.apps {
             let key = "wecom.apps";
             let env = "CHATCRM_WECOM__APPS";
-            let ok_name = !app.name.is_empty() && app.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            let ok_name =
+                !app.name.is_empty() && app.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !ok_name {
                 return Err(bad(key, env, format!("app name `{}` must be letters, digits, - or _", app.name)));
             }
@@ -284,7 +289,10 @@ impl Settings {
                 return Err(bad(
                     key,
                     env,
-                    format!("app `{}`: token and the 43-character encoding_aes_key from the WeCom console are needed ({e})", app.name),
+                    format!(
+                        "app `{}`: token and the 43-character encoding_aes_key from the WeCom console are needed ({e})",
+                        app.name
+                    ),
                 ));
             }
             if app.token.expose_secret().is_empty() || app.secret.expose_secret().is_empty() {

@@ -67,6 +67,11 @@ enum Cmd {
         tz: String,
         expression: String,
     },
+    /// WeCom tools: simulate a callback, generate load.
+    Wecom {
+        #[command(subcommand)]
+        what: WecomCmd,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -74,6 +79,44 @@ enum Cmd {
     },
     /// Validate the configuration and the command specs, then exit.
     CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum WecomCmd {
+    /// Send one signed, encrypted callback to a running server as a WeCom user; print the reply.
+    Simulate {
+        /// The app's `name` in the config.
+        #[arg(long)]
+        app: String,
+        /// The sender's WeCom user id.
+        #[arg(long)]
+        user: String,
+        /// The server (default: http:// + the configured `listen`).
+        #[arg(long)]
+        url: Option<String>,
+        text: String,
+    },
+    /// Distinct valid callbacks from many users against a running server; prints msgs/s and latency.
+    /// Uses the configured database to link the demo reps to WeCom ids (seeding the demo if needed).
+    Loadgen {
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Total messages per second (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Write the requests (one JSON object per line: path, body) instead of sending them.
+        #[arg(long)]
+        write: Option<PathBuf>,
+        /// With --write: how many requests.
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -192,6 +235,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Chat { as_user } => chat(settings, &as_user).await,
+        Cmd::Wecom { what } => wecom_cmd(settings, what).await,
         Cmd::Users { command } => users(settings, command).await,
     }
 }
@@ -386,4 +430,91 @@ fn when_cmd(now: Option<&str>, tz: &str, expression: &str) -> Result<()> {
             false
         }
     })
+}
+
+fn wecom_app<'a>(settings: &'a Settings, name: &str) -> Result<&'a chatcrm::config::WecomApp> {
+    settings.wecom.apps.iter().find(|a| a.name == name).ok_or_else(|| {
+        let known: Vec<&str> = settings.wecom.apps.iter().map(|a| a.name.as_str()).collect();
+        anyhow::anyhow!(
+            "no wecom app `{name}` in the config (configured: {})",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )
+    })
+}
+
+async fn wecom_cmd(settings: Settings, what: WecomCmd) -> Result<()> {
+    use chatcrm::platform::wecom::{loadgen, simulate::Simulator};
+    use secrecy::ExposeSecret;
+    let base = |url: Option<String>, app: &str| {
+        url.unwrap_or_else(|| format!("http://{}", settings.listen)).trim_end_matches('/').to_string()
+            + "/callback/wecom/"
+            + app
+    };
+    match what {
+        WecomCmd::Simulate { app, user, url, text } => {
+            let cfg = wecom_app(&settings, &app)?;
+            let sim = Simulator::new(
+                cfg.token.expose_secret(),
+                cfg.encoding_aes_key.expose_secret(),
+                &cfg.corp_id,
+                cfg.agent_id,
+            )?;
+            let now = chrono::Utc::now().timestamp();
+            let cb = sim.text(&user, &text, &format!("sim{}", rand::random::<u32>()), now);
+            let res =
+                reqwest::Client::new().post(format!("{}?{}", base(url, &app), cb.query)).body(cb.body).send().await?;
+            let status = res.status();
+            let body = res.text().await?;
+            if !status.is_success() {
+                bail!("server answered {status}: {body}");
+            }
+            if body.is_empty() {
+                println!("(acknowledged; no passive reply)");
+            } else {
+                println!("{}", sim.open_reply(&body)?);
+            }
+            Ok(())
+        }
+        WecomCmd::Loadgen { app, url, concurrency, seconds, rate, write, count } => {
+            let cfg = wecom_app(&settings, &app)?.clone();
+            let sim = std::sync::Arc::new(Simulator::new(
+                cfg.token.expose_secret(),
+                cfg.encoding_aes_key.expose_secret(),
+                &cfg.corp_id,
+                cfg.agent_id,
+            )?);
+            let db = startup::open_db(&settings).await?;
+            // The senders: the demo reps (seeded if missing), linked to WeCom ids equal to their handles.
+            let senders = chatcrm::bench::prepare(&db, "wecom", Some(&cfg.corp_id)).await?.1;
+            db.close().await;
+            let now = chrono::Utc::now().timestamp();
+            if let Some(path) = write {
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                let run = format!("{}", rand::random::<u32>());
+                for n in 0..count {
+                    let (query, body) = loadgen::nth(&sim, &senders, n, now, &run);
+                    let line = serde_json::json!({ "method": "POST", "path": format!("/callback/wecom/{app}?{query}"), "body": body });
+                    writeln!(out, "{line}")?;
+                }
+                out.flush()?;
+                println!(
+                    "wrote {count} requests to {} (timestamps expire after {} s)",
+                    path.display(),
+                    settings.wecom.timestamp_window_secs
+                );
+                return Ok(());
+            }
+            let opts = loadgen::LoadgenOptions {
+                url: base(url, &app),
+                concurrency,
+                duration: std::time::Duration::from_secs(seconds.max(1)),
+                rate,
+                senders,
+                now,
+            };
+            let report = loadgen::run(sim, opts).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+    }
 }

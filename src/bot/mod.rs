@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use tokio::sync::{mpsc, oneshot};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::clock::Clock;
@@ -64,7 +64,8 @@ pub enum BotError {
 impl From<sqlx::Error> for BotError {
     fn from(e: sqlx::Error) -> Self {
         // PostgreSQL: deadlock_detected and serialization_failure are worth one more try.
-        let retryable = matches!(&e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")));
+        let retryable =
+            matches!(&e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")));
         if retryable { BotError::Conflict(e.to_string()) } else { BotError::Storage(e.to_string()) }
     }
 }
@@ -246,7 +247,12 @@ impl Core {
 
     /// One message; a message that lost a deadlock or serialization conflict with another
     /// instance is rolled back to its savepoint and tried again.
-    async fn handle_one(&self, tx: &mut Tx, msg: &IncomingMessage, special: Option<&Special>) -> Result<Reply, BotError> {
+    async fn handle_one(
+        &self,
+        tx: &mut Tx,
+        msg: &IncomingMessage,
+        special: Option<&Special>,
+    ) -> Result<Reply, BotError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -261,7 +267,12 @@ impl Core {
     }
 
     /// One message inside its own savepoint, so a refusal or failure undoes only its changes.
-    async fn handle_once(&self, tx: &mut Tx, msg: &IncomingMessage, special: Option<&Special>) -> Result<Reply, BotError> {
+    async fn handle_once(
+        &self,
+        tx: &mut Tx,
+        msg: &IncomingMessage,
+        special: Option<&Special>,
+    ) -> Result<Reply, BotError> {
         let now = self.clock.now();
         store::savepoint(tx, store::Savepoint::Begin).await?;
         match self.step(tx, msg, special, now).await {
@@ -308,9 +319,8 @@ impl Core {
         special: Option<&Special>,
         now: DateTime<Utc>,
     ) -> Result<Step, BotError> {
-        let user = crm::users::resolve_identity(tx, &msg.platform, &msg.corp_id, &msg.sender)
-            .await
-            .map_err(into_storage)?;
+        let user =
+            crm::users::resolve_identity(tx, &msg.platform, &msg.corp_id, &msg.sender).await.map_err(into_storage)?;
         if let Some(u) = &user {
             let span = tracing::Span::current();
             span.record("org", u.org_id);

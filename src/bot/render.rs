@@ -293,7 +293,10 @@ pub fn question_expired(lang: Lang) -> String {
     pick(
         lang,
         format!("那个问题已经过期（{} 分钟内有效），请重新发送原来的消息。", super::PENDING_TTL_MINUTES),
-        format!("That question expired (answers are kept {} minutes); please send your message again.", super::PENDING_TTL_MINUTES),
+        format!(
+            "That question expired (answers are kept {} minutes); please send your message again.",
+            super::PENDING_TTL_MINUTES
+        ),
     )
 }
 

@@ -277,6 +277,9 @@ const FILLERS: &[&str] = &[
     "ok", "okay", "um", "uh", "so", "please", "pls", "hey", "i", "just", "bot",
 ];
 
+/// Asking to see something, or 把 before the object: "看一下漏斗", "把客户 海尔 转给 @王芳".
+const LEAD_INS: &[&str] = &["把", "看一下", "看下", "看看", "查一下", "查下", "查看"];
+
 /// Words after an activity trigger that carry no meaning: 拜访了, 拜访了一下.
 const ACTIVITY_PARTICLES: &[&str] = &["了一下", "了下", "了", "一下", "过"];
 
@@ -293,6 +296,14 @@ pub fn parse(text: &str, now: DateTime<Tz>) -> Result<Parsed, ParseError> {
         return Ok(Parsed { command: Command::Select { choice }, lang });
     }
 
+    // A message that is exactly a command word, even one made of punctuation ("?").
+    if let Some((t, n)) = match_trigger(&norm)
+        && n == norm.len()
+    {
+        let lang = trigger_lang(t, lang);
+        return build(t, "", lang, now, None).map(|command| Parsed { command, lang });
+    }
+
     // Try the command word at the start; then after a leading time ("昨天拜访了海尔") or fillers.
     // Some people type "/help" out of habit from other bots.
     let mut start = skip_seps(&norm, usize::from(norm.first() == Some(&'/')));
@@ -301,12 +312,27 @@ pub fn parse(text: &str, now: DateTime<Tz>) -> Result<Parsed, ParseError> {
         if start >= norm.len() {
             break;
         }
+        // The record first, then the verb: "线索 #34 转客户", "任务5 推迟到明天", "#5 搞定了".
+        if let Some((t, id, n)) = record_then_verb(&norm[start..]) {
+            let lang = trigger_lang(t, lang);
+            let rest: String = original[start + n..].iter().collect();
+            let rest = format!("#{id} {rest}");
+            return build(t, &rest, lang, now, leading_time).map(|command| Parsed { command, lang });
+        }
+        // The customer before the verb: "给美的打了电话，确认了报价单", "跟海尔开了个会，…".
+        if let Some((t, customer, n)) = customer_then_activity(&original[start..], &norm[start..]) {
+            let rest: String = original[start + n..].iter().collect();
+            let rest = format!("{customer} {rest}");
+            return build(t, &rest, Lang::Zh, now, leading_time).map(|command| Parsed { command, lang: Lang::Zh });
+        }
         if let Some((t, n)) = match_trigger(&norm[start..]) {
             let lang = trigger_lang(t, lang);
             let rest: String = original[start + n..].iter().collect();
-            // 今天 / 撤销 take no arguments: "今天下午拜访海尔…" is a time, then a command.
+            // 今天 / 撤销 take no arguments: "今天下午拜访海尔…" is a time, then a command. Small
+            // tails are allowed: 今天有什么事, 撤销一下, undo that.
             let bare_only = matches!(t.spec.name.as_str(), "today" | "undo");
-            if !bare_only || rest.trim_matches(is_sep).is_empty() {
+            if !bare_only || bare_tail(&t.spec.name, &rest) {
+                let rest = if bare_only { String::new() } else { rest };
                 return build(t, &rest, lang, now, leading_time).map(|command| Parsed { command, lang });
             }
         }
@@ -319,12 +345,138 @@ pub fn parse(text: &str, now: DateTime<Tz>) -> Result<Parsed, ParseError> {
             start = skip_seps(&norm, start + s[..range.end].chars().count());
             continue;
         }
-        match FILLERS.iter().find(|f| s.starts_with(*f) && filler_ends(&norm, start + f.chars().count(), f)) {
+        let mut words = FILLERS.iter().chain(LEAD_INS);
+        match words.find(|f| s.starts_with(*f) && filler_ends(&norm, start + f.chars().count(), f)) {
             Some(f) => start = skip_seps(&norm, start + f.chars().count()),
             None => break,
         }
     }
     Ok(Parsed { command: unknown(trimmed, &norm), lang })
+}
+
+/// Words that may follow 今天 / 撤销 without making them something else: "今天有什么事",
+/// "撤销一下", "undo that". Anything else after 今天 is the start of a sentence ("今天天气不错").
+fn bare_tail(name: &str, rest: &str) -> bool {
+    const TODAY: &[&str] = &[
+        "有什么任务",
+        "有什么事",
+        "有什么安排",
+        "有啥事",
+        "要做什么",
+        "要干什么",
+        "做什么",
+        "干什么",
+        "的任务",
+        "任务",
+        "的待办",
+        "待办",
+        "的安排",
+        "安排",
+        "的",
+        "吗",
+        "呢",
+        "啊",
+        "plan",
+        "tasks",
+    ];
+    const UNDO: &[&str] =
+        &["刚才那条", "刚才的", "上一步", "上一条", "那条", "一下", "吧", "了", "last", "that", "it", "please", "pls"];
+    let tails = if name == "today" { TODAY } else { UNDO };
+    let lower = rest.to_lowercase();
+    let mut r = lower.trim_matches(is_sep);
+    loop {
+        if r.is_empty() {
+            return true;
+        }
+        match tails.iter().find_map(|t| r.strip_prefix(t)) {
+            Some(tail) => r = tail.trim_matches(is_sep),
+            None => return false,
+        }
+    }
+}
+
+/// Commands that act on one record, by the words that name its kind.
+const RECORD_VERBS: &[(&[&str], &[&str])] = &[
+    (&["线索", "lead"], &["assign_lead", "claim_lead", "convert_lead"]),
+    (&["商机", "deal"], &["close_deal"]),
+    (&["任务", "task"], &["complete_task", "snooze_task"]),
+];
+
+/// `[把] <kind word> <number> <verb>` or `#<number> <verb>`: a reference to an existing record
+/// before the command word ("线索 #34 转客户", "任务5 推迟到明天", "#5 搞定了", "deal #12 won").
+/// Returns the verb's trigger, the number and where the verb's arguments start.
+fn record_then_verb(norm: &[char]) -> Option<(&'static TriggerRef, i64, usize)> {
+    let mut i = usize::from(norm.first() == Some(&'把'));
+    i = skip_seps(norm, i);
+    let kind = RECORD_VERBS.iter().find_map(|(words, verbs)| {
+        words.iter().find_map(|w| {
+            let w: Vec<char> = w.chars().collect();
+            norm[i..].starts_with(&w).then_some((w.len(), *verbs))
+        })
+    });
+    let mut allowed: Vec<&str> = RECORD_VERBS.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+    if let Some((n, verbs)) = kind {
+        i = skip_seps(norm, i + n);
+        allowed = verbs.to_vec();
+    }
+    let hash = matches!(norm.get(i), Some('#'));
+    if kind.is_none() && !hash {
+        return None;
+    }
+    i += usize::from(hash);
+    let digits = norm[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 12 {
+        return None;
+    }
+    let id: i64 = norm[i..i + digits].iter().collect::<String>().parse().ok().filter(|n| *n > 0)?;
+    i = skip_seps(norm, i + digits);
+    let (t, n) = match_trigger(&norm[i..])?;
+    allowed.contains(&t.spec.name.as_str()).then_some((t, id, i + n))
+}
+
+/// Chinese verb phrases that follow the customer in "给/跟/和 <customer> <verb>", by the trigger
+/// word of the activity kind they mean.
+const ACTIVITY_VERBS: &[(&str, &str)] = &[
+    ("打了个电话", "电话"),
+    ("打了电话", "电话"),
+    ("打过电话", "电话"),
+    ("打电话", "电话"),
+    ("通了电话", "电话"),
+    ("通电话", "电话"),
+    ("开了个会", "会议"),
+    ("开了会", "会议"),
+    ("开会", "会议"),
+    ("见了面", "见面"),
+    ("见面", "见面"),
+    ("发了微信", "微信"),
+    ("发微信", "微信"),
+    ("发了邮件", "邮件"),
+    ("发了封邮件", "邮件"),
+    ("发邮件", "邮件"),
+];
+
+/// `给|跟|和|同 <customer> <verb>…` within the first clause: the activity's trigger, the customer
+/// (as written) and where what follows the verb starts.
+fn customer_then_activity(original: &[char], norm: &[char]) -> Option<(&'static TriggerRef, String, usize)> {
+    if !matches!(norm.first(), Some('给' | '跟' | '和' | '同')) {
+        return None;
+    }
+    let clause = norm.iter().position(|c| is_sep(*c)).unwrap_or(norm.len());
+    for i in 2..clause {
+        for (verb, word) in ACTIVITY_VERBS {
+            let verb: Vec<char> = verb.chars().collect();
+            if i + verb.len() <= clause && norm[i..i + verb.len()] == verb[..] {
+                let word: Vec<char> = word.chars().collect();
+                let (t, _) = match_trigger(&word)?;
+                let customer: String = original[1..i].iter().collect();
+                // "给我打电话" is a request, not a record.
+                let pronoun =
+                    ["我", "你", "他", "她", "我们", "你们", "他们", "她们", "您"].contains(&customer.as_str());
+                return (!pronoun).then_some((t, customer, i + verb.len()));
+            }
+        }
+    }
+    None
 }
 
 /// An English filler must end at a word boundary ("i" is not the start of "invite").
@@ -397,6 +549,26 @@ fn usage_because(name: &'static str, lang: Lang, zh: &str, en: &str) -> ParseErr
     ParseError::Usage { command: name, lang, detail: Some((zh.into(), en.into())) }
 }
 
+const PHONE_KEYS: &[&str] = &["电话号码", "手机号码", "手机号", "电话", "手机", "phone", "tel", "mobile"];
+
+/// Words before a new stage: 推进到谈判, 进入谈判阶段, 阶段 报价, to negotiation.
+const STAGE_KEYS: &[&str] = &[
+    "阶段",
+    "推进到",
+    "推到",
+    "进入",
+    "进到",
+    "到了",
+    "改成",
+    "改为",
+    "转到",
+    "到",
+    "stage",
+    "to",
+    "move to",
+    "moved to",
+];
+
 const REF_PREFIXES: &[&str] = &["商机", "线索", "任务", "deal", "lead", "task", "no."];
 
 fn build(
@@ -409,29 +581,35 @@ fn build(
     let name: &'static str = spec_name(&t.spec.name);
     let mut f = Fields::new(rest);
     let set = |k: &str| t.set.get(k).map(String::as_str);
-    let take_ref = |f: &mut Fields| f.take_token(|tok| refs::record_ref(tok, REF_PREFIXES));
+    let take_ref = |f: &mut Fields| {
+        f.take_token(|tok| refs::record_ref(tok, REF_PREFIXES)).or_else(|| f.take_ref_head(REF_PREFIXES))
+    };
     let text_fields = |f: &mut Fields, keys: &[&str]| f.take_keyed(keys, |v| Some(v.to_string()));
     Ok(match name {
         "log_activity" => {
-            let rest = strip_particles(rest);
+            let rest = strip_fillers(strip_particles(rest));
             let mut f = Fields::new(rest);
             let kind = set("kind").and_then(|k| k.parse().ok()).unwrap_or(ActivityKind::Note);
             let customer = f.take_first().ok_or_else(|| usage(name, lang))?;
             let mut occurred_at = leading_time.filter(|w| w.at <= now).map(|w| fixed(&w));
             let mut follow_up = None;
-            let mut content = f.rest().to_string();
+            let whole = strip_fillers(f.rest()).to_string();
+            let mut content = whole.clone();
             if let Some((w, range)) = f.find_time(now) {
                 let raw = f.raw();
-                let before = raw.get(..range.start).unwrap_or_default().trim_matches(is_sep);
+                let before = strip_fillers(raw.get(..range.start).unwrap_or_default()).trim_matches(is_sep);
                 let after = raw.get(range.end..).unwrap_or_default().trim_matches(is_sep);
-                if w.at > now && is_follow_up(before, after) {
-                    let title = if after.is_empty() { default_follow_up(lang, &customer) } else { after.to_string() };
+                if w.at > now
+                    && let Some((said, action)) = follow_up_split(before, after)
+                {
+                    let title = if action.is_empty() { default_follow_up(lang, &customer) } else { action };
                     follow_up = Some(FollowUp { at: fixed(&w), title });
-                    content = if before.is_empty() { after.to_string() } else { before.to_string() };
-                } else if occurred_at.is_none() && before.is_empty() {
+                    // "约了周五下午见面" is all follow-up: then the whole sentence is what was said.
+                    content = if said.is_empty() { whole } else { said.to_string() };
+                } else if occurred_at.is_none() && before.is_empty() && w.at <= now {
                     // "拜访 海尔 昨天下午 聊了报价": when it happened.
                     occurred_at = Some(fixed(&w));
-                    content = after.to_string();
+                    content = strip_fillers(after).to_string();
                 }
             }
             if content.is_empty() {
@@ -484,8 +662,7 @@ fn build(
             let industry = text_fields(&mut f, &["行业", "industry"]);
             let region = text_fields(&mut f, &["地区", "区域", "城市", "region", "city"]);
             let source = text_fields(&mut f, &["来源", "渠道", "source"]);
-            let phone =
-                f.take_keyed(&["电话", "手机", "phone", "tel"], refs::phone).or_else(|| f.take_token(phone_token));
+            let phone = f.take_phone(PHONE_KEYS);
             let contact = text_fields(&mut f, &["联系人", "contact"]).or_else(|| f.take_token(contact_token));
             f.take_word(&["标签", "tag", "tags"]);
             let tags_add = take_all(&mut f, |t| tag_with(t, '+').or_else(|| tag_with(t, '#')));
@@ -512,7 +689,7 @@ fn build(
                 .ok_or_else(|| usage_because(name, lang, "请写商机编号，例如 #12", "give the deal number, e.g. #12"))?;
             let expected_close = take_close_date(&mut f, now);
             let amount = f.take_amount();
-            let stage = f.take_keyed(&["阶段", "到", "stage", "to"], refs::stage).or_else(|| f.take_token(refs::stage));
+            let stage = f.take_keyed(STAGE_KEYS, refs::stage).or_else(|| f.take_token(refs::stage));
             if amount.is_none() && stage.is_none() && expected_close.is_none() {
                 return Err(usage_because(
                     name,
@@ -532,7 +709,7 @@ fn build(
                 Outcome::Lost => {
                     f.take_keyed(&["原因", "因为", "reason", "because"], refs::lost_reason).or_else(|| {
                         let r = refs::lost_reason(f.rest());
-                        r.or_else(|| f.take_token(refs::lost_reason))
+                        r.or_else(|| f.take_token(refs::lost_reason)).or_else(|| refs::lost_reason_in(f.rest()))
                     })
                 }
                 Outcome::Won => None,
@@ -540,8 +717,7 @@ fn build(
             Command::CloseDeal { deal, outcome, amount, reason }
         }
         "create_lead" => {
-            let phone =
-                f.take_keyed(&["电话", "手机", "phone", "tel"], refs::phone).or_else(|| f.take_token(phone_token));
+            let phone = f.take_phone(PHONE_KEYS);
             let source = text_fields(&mut f, &["来源", "渠道", "source", "from"]);
             let region = text_fields(&mut f, &["地区", "区域", "城市", "region", "city"]);
             let industry = text_fields(&mut f, &["行业", "industry"]);
@@ -553,9 +729,13 @@ fn build(
         "assign_lead" => {
             let lead = take_ref(&mut f)
                 .ok_or_else(|| usage_because(name, lang, "请写线索编号，例如 #34", "give the lead number, e.g. #34"))?;
-            f.take_word(&["给", "to", "分给", "交给"]);
-            let to =
-                f.take_token(|t| refs::mention(t).map(str::to_string)).or_else(|| f.take_first()).ok_or_else(|| {
+            let to = f
+                .take_keyed(&["分给", "交给", "给", "to"], |v| {
+                    Some(v.trim_start_matches(['@', '＠']).to_string()).filter(|v| !v.is_empty())
+                })
+                .or_else(|| f.take_token(|t| refs::mention(t).map(str::to_string)))
+                .or_else(|| f.take_first())
+                .ok_or_else(|| {
                     usage_because(name, lang, "分配给谁？例如 给 @李雷", "assign to whom? e.g. to @lilei")
                 })?;
             Command::AssignLead { lead, to }
@@ -580,7 +760,9 @@ fn build(
                 usage_because(name, lang, "什么时候提醒？例如 明天下午3点", "when? e.g. tomorrow 3pm")
             })?;
             f.take_word(&["我", "me", "to", "that"]);
-            let title = f.rest().to_string();
+            // 提醒我一下明天… : the particle is not part of what to remember.
+            let title = f.rest();
+            let title = title.strip_prefix("一下").unwrap_or(title).trim_matches(is_sep).to_string();
             if title.is_empty() {
                 return Err(usage_because(name, lang, "提醒什么事？", "remind you of what?"));
             }
@@ -597,11 +779,15 @@ fn build(
             Command::Pipeline { scope }
         }
         "digest" => {
-            let period = match set("period") {
-                Some("week") => Period::Week,
-                Some("day") => Period::Day,
-                _ if f.take_word(&["周", "本周", "week", "weekly", "this week"]) => Period::Week,
-                _ => Period::Day,
+            // A word after the command says which ("digest week"); else the command word does.
+            let period = if f.take_word(&["周", "本周", "这周", "week", "weekly"]) {
+                Period::Week
+            } else if f.take_word(&["日", "今天", "今日", "day", "daily", "today"]) {
+                Period::Day
+            } else if set("period") == Some("week") {
+                Period::Week
+            } else {
+                Period::Day
             };
             Command::Digest { period }
         }
@@ -644,7 +830,16 @@ const FOLLOW_UP_AFTER: &[&str] = &[
     "确认",
     "发方案",
     "发报价",
+    "出方案",
+    "发合同",
     "送样",
+    "演示",
+    "再聊",
+    "再谈",
+    "再沟通",
+    "沟通",
+    "回电话",
+    "回电",
     "follow up",
     "follow-up",
     "followup",
@@ -658,11 +853,85 @@ const FOLLOW_UP_AFTER: &[&str] = &[
 const FOLLOW_UP_BEFORE: &[&str] =
     &["约了", "约好", "约在", "约", "定在", "下次", "next step", "follow up", "follow-up"];
 
-fn is_follow_up(before: &str, after: &str) -> bool {
-    let after = after.trim_start_matches(is_sep).to_lowercase();
-    let before = before.trim_end_matches(is_sep).to_lowercase();
-    FOLLOW_UP_AFTER.iter().any(|w| after.starts_with(w) || after.starts_with(&format!("再{w}")))
-        || FOLLOW_UP_BEFORE.iter().any(|w| before.ends_with(w))
+/// English puts the action before the time: "no answer, call back tomorrow 3pm". The last clause
+/// of what comes before the time, when it is one of these (after "then", "will", "to"…).
+const FOLLOW_UP_LEAD_INS: &[&str] = &["and then ", "then ", "and ", "will ", "i'll ", "we'll ", "need to ", "to "];
+const FOLLOW_UP_OBJECTS: &[&str] = &["", " again", " them", " him", " her"];
+
+/// Splits a visit note around a future time into (what was said, the follow-up's title) when the
+/// time is a follow-up ("聊了报价，下周三下午再跟进", "talked pricing, follow up in 3 days") rather
+/// than part of what was said ("wants a demo next week"). The title may be empty (then a default).
+fn follow_up_split<'a>(before: &'a str, after: &str) -> Option<(&'a str, String)> {
+    let after_l = after.trim_start_matches(is_sep).to_lowercase();
+    // "半小时后给他回电话": who it is for does not change what it is.
+    let after_l = ["给他", "给她", "给对方", "给客户", "和他", "跟他", "跟对方", "和对方"]
+        .iter()
+        .find_map(|p| after_l.strip_prefix(p))
+        .map_or(after_l.clone(), str::to_string);
+    let before_l = before.trim_end_matches(is_sep).to_lowercase();
+    let after_word = FOLLOW_UP_AFTER.iter().any(|w| after_l.starts_with(w) || after_l.starts_with(&format!("再{w}")));
+    let before_word = FOLLOW_UP_BEFORE.iter().any(|w| before_l.ends_with(w));
+    if after_word || before_word {
+        return Some((strip_follow_up_before(before), after.to_string()));
+    }
+    // English: "…, call back tomorrow 3pm".
+    let clause_start = before
+        .rfind(|c: char| matches!(halfwidth(c), ',' | ';' | '.') || c == '。')
+        .map_or(0, |i| i + before[i..].chars().next().map_or(1, char::len_utf8));
+    let clause = before[clause_start..].trim();
+    let mut action = clause.to_lowercase();
+    for lead in FOLLOW_UP_LEAD_INS {
+        if let Some(a) = action.strip_prefix(lead) {
+            action = a.to_string();
+        }
+    }
+    let is_action = FOLLOW_UP_AFTER
+        .iter()
+        .filter(|w| w.is_ascii())
+        .any(|w| FOLLOW_UP_OBJECTS.iter().any(|o| action == format!("{w}{o}")));
+    if !is_action || !clause.is_ascii() {
+        return None;
+    }
+    let title = clause[clause.len() - action.len()..].to_string();
+    let title = if after.is_empty() { title } else { format!("{title} {after}") };
+    Some((before[..clause_start].trim_matches(is_sep), title))
+}
+
+/// "聊了报价，约了" → "聊了报价": the words that introduce the follow-up are not content.
+fn strip_follow_up_before(before: &str) -> &str {
+    fn strip<'a>(b: &'a str, w: &str) -> Option<&'a str> {
+        let cut = b.len().checked_sub(w.len())?;
+        b.get(cut..).filter(|tail| tail.eq_ignore_ascii_case(w)).map(|_| &b[..cut])
+    }
+    let mut b = before.trim_end_matches(is_sep);
+    while let Some(rest) = FOLLOW_UP_BEFORE.iter().find_map(|w| strip(b, w)) {
+        b = rest.trim_end_matches(is_sep);
+    }
+    b
+}
+
+/// Voice fillers at the start of a phrase: "嗯，对方说…" → "对方说…". 嗯/呃/就是/然后 go even when
+/// glued; 那个 and the English ones only when they stand alone ("那个，" but not "那个方案").
+fn strip_fillers(text: &str) -> &str {
+    const INTERJECTIONS: &[&str] = &["嗯", "呃", "额", "唔", "就是", "然后"];
+    const WORDS: &[&str] = &["那个", "就是", "然后", "啊", "um", "uh", "so"];
+    let mut t = text.trim_start_matches(is_sep);
+    loop {
+        if let Some(r) = INTERJECTIONS.iter().find_map(|w| t.strip_prefix(w)) {
+            t = r.trim_start_matches(is_sep);
+            continue;
+        }
+        let word = WORDS.iter().find_map(|w| {
+            let r = t
+                .strip_prefix(w)
+                .or_else(|| t.get(..w.len()).filter(|h| h.eq_ignore_ascii_case(w)).map(|_| &t[w.len()..]))?;
+            r.starts_with(is_sep).then_some(r)
+        });
+        match word {
+            Some(r) => t = r.trim_start_matches(is_sep),
+            None => return t,
+        }
+    }
 }
 
 fn default_follow_up(lang: Lang, customer: &str) -> String {
@@ -672,9 +941,19 @@ fn default_follow_up(lang: Lang, customer: &str) -> String {
     }
 }
 
+/// 拜访了一下 / 打电话给美的 / met with acme: particles right after the activity word.
 fn strip_particles(rest: &str) -> &str {
+    let glued = !rest.starts_with(is_sep);
     let r = rest.trim_start_matches(is_sep);
-    ACTIVITY_PARTICLES.iter().find_map(|p| r.strip_prefix(p)).unwrap_or(r)
+    if let Some(r) = r.strip_prefix("with ") {
+        return r;
+    }
+    let (r, particle) = match ACTIVITY_PARTICLES.iter().find_map(|p| r.strip_prefix(p)) {
+        Some(r) => (r, true),
+        None => (r, false),
+    };
+    // "打电话给美的", "微信了一下给格力": 给 glued to the word introduces the customer.
+    if glued || particle { r.strip_prefix('给').unwrap_or(r) } else { r }
 }
 
 /// "A级", "B类": a grade token on its own (bare "A" is too ambiguous outside a keyword).
@@ -685,10 +964,6 @@ fn graded(token: &str) -> Option<Grade> {
     } else {
         None
     }
-}
-
-fn phone_token(token: &str) -> Option<String> {
-    if refs::looks_like_phone(token) { refs::phone(token) } else { None }
 }
 
 /// 王经理, 刘总, 陈工, 杨主任: a contact person by title.
@@ -726,16 +1001,24 @@ fn owner_target(f: &mut Fields) -> Option<String> {
     f.take_token(|t| refs::mention(t).map(str::to_string))
 }
 
-/// `预计 12月底` / `预计12月底成交` / `close by Dec 31` / `expected Dec 31`: the expected close date.
+/// `预计 12月底` / `预计12月底成交` / `close by Dec 31` / `expected end of month`: the expected close date.
 fn take_close_date(f: &mut Fields, now: DateTime<Tz>) -> Option<NaiveDate> {
-    let keyed = f.take_keyed(&["预计", "预计成交", "成交日期", "close", "closing", "expected", "by"], |v| {
-        when::parse_when(v.trim_end_matches("成交").trim_end_matches("签"), now).ok()
-    });
-    if let Some(w) = keyed {
-        f.take_word(&["成交", "签约"]);
-        return Some(w.at.date_naive());
-    }
-    None
+    let keys = [
+        "预计成交日期",
+        "预计成交",
+        "预计签约",
+        "成交日期",
+        "预计",
+        "expected close",
+        "close by",
+        "closing",
+        "expected",
+        "close",
+        "by",
+    ];
+    let w = f.take_time_after(&keys, now)?;
+    f.take_word(&["成交", "签约", "签", "前"]);
+    Some(w.at.date_naive())
 }
 
 /// The spec's name with a `'static` lifetime (names are compiled in).
@@ -762,10 +1045,12 @@ fn unknown(text: &str, norm: &[char]) -> Command {
         let score = if t.word.iter().any(|c| is_cjk(*c)) {
             // Chinese has no space after the command, so compare the text's prefix of the word's
             // length; one wrong character in a two-character word is still a likely typo.
-            let prefix: String = norm.iter().take(t.word.len()).collect();
-            let s = strsim::normalized_levenshtein(&prefix, &word);
-            // An exact word followed by other text was not a typo of that word ("今天天气不错").
-            if (0.5..1.0).contains(&s) && t.word.len() >= 2 { s } else { 0.0 }
+            let prefix: Vec<char> = norm.iter().take(t.word.len()).copied().collect();
+            let s = strsim::normalized_levenshtein(&prefix.iter().collect::<String>(), &word);
+            // An exact word followed by other text was not a typo of that word ("今天天气不错"),
+            // and a typo from a pinyin input method sounds the same: 拜仿 → 拜访, 提星 → 提醒,
+            // but 收到 is not 改到.
+            if (0.5..1.0).contains(&s) && t.word.len() >= 2 && sounds_alike(&prefix, &t.word) { s } else { 0.0 }
         } else {
             let s = strsim::jaro_winkler(&head, &word);
             if s >= 0.85 && head.len() >= 3 { s } else { 0.0 }
@@ -775,6 +1060,17 @@ fn unknown(text: &str, norm: &[char]) -> Command {
         }
     }
     Command::Unknown { text: text.chars().take(200).collect(), suggestion: best.map(|(_, t)| t.word.iter().collect()) }
+}
+
+/// Same length, and every character the same or pronounced the same (toneless pinyin, any of a
+/// character's readings: 削 is xue and xiao).
+fn sounds_alike(a: &[char], b: &[char]) -> bool {
+    use pinyin::ToPinyinMulti;
+    let sounds = |c: char| -> Vec<&'static str> {
+        c.to_pinyin_multi().map(|m| m.into_iter().map(|p| p.plain()).collect()).unwrap_or_default()
+    };
+    let alike = |x: char, y: char| x == y || sounds(x).iter().any(|s| sounds(y).contains(s));
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| alike(*x, *y))
 }
 
 #[cfg(test)]

@@ -31,6 +31,32 @@ pub fn record_ref(token: &str, prefixes: &[&str]) -> Option<i64> {
     rest.parse().ok().filter(|n| *n > 0)
 }
 
+/// A reference glued to the words after it: `#34给@李雷`, `任务5了`. It needs `#` or a prefix word
+/// (a bare `5万` is money, not record 5). Returns the number and the byte length of the reference.
+pub fn record_ref_head(token: &str, prefixes: &[&str]) -> Option<(i64, usize)> {
+    let chars: Vec<(usize, char)> = token.char_indices().map(|(i, c)| (i, halfwidth(c).to_ascii_lowercase())).collect();
+    let mut i = 0;
+    for p in prefixes {
+        let p: Vec<char> = p.chars().collect();
+        if chars.len() >= p.len() && chars[..p.len()].iter().map(|c| c.1).eq(p.iter().copied()) {
+            i = p.len();
+            break;
+        }
+    }
+    let hash = chars.get(i).is_some_and(|c| c.1 == '#');
+    if i == 0 && !hash {
+        return None;
+    }
+    i += usize::from(hash);
+    let digits = chars[i..].iter().take_while(|c| c.1.is_ascii_digit()).count();
+    if digits == 0 || digits > 12 || chars.get(i + digits).is_some_and(|c| c.1.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let n: String = chars[i..i + digits].iter().map(|c| c.1).collect();
+    let end = chars.get(i + digits).map_or(token.len(), |c| c.0);
+    n.parse().ok().filter(|n| *n > 0).map(|n| (n, end))
+}
+
 /// `@lilei`, `@李雷` → the name without `@`.
 pub fn mention(token: &str) -> Option<&str> {
     let t = token.strip_prefix('@').or_else(|| token.strip_prefix('＠'))?;
@@ -166,5 +192,21 @@ mod tests {
         assert_eq!(phone("+86 138 0000 2222").as_deref(), Some("13800002222"));
         assert_eq!(phone("139-0000-1111").as_deref(), Some("13900001111"));
         assert!(looks_like_phone("139-0000-1111") && !looks_like_phone("12万"));
+        assert_eq!(stage("谈判阶段"), Some("negotiation"));
+    }
+
+    #[test]
+    fn glued_references_and_reasons_in_phrases() {
+        let p = &["商机", "线索", "任务"];
+        assert_eq!(record_ref_head("#34给@李雷", p), Some((34, 3)));
+        assert_eq!(record_ref_head("任务5了", p), Some((5, "任务5".len())));
+        assert_eq!(record_ref_head("＃３４吧", p), Some((34, "＃３４".len())));
+        assert_eq!(record_ref_head("5万", p), None);
+        assert_eq!(record_ref_head("#12a", p), None);
+        assert_eq!(lost_reason_in("被竞品抢了"), Some(LostReason::Competitor));
+        assert_eq!(lost_reason_in("客户没预算"), Some(LostReason::NoBudget));
+        assert_eq!(lost_reason_in("they went with a competitor"), Some(LostReason::Competitor));
+        assert_eq!(lost_reason_in("pricey"), None);
+        assert_eq!(lost_reason_in("贵公司"), None);
     }
 }

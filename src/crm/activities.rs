@@ -94,9 +94,9 @@ pub async fn attach_location(tx: &mut Tx, ctx: &Ctx, label: &str, window: Durati
         return Ok(None);
     };
     store::activities::set_location(tx, before.id, &label).await?;
-    let after = store::activities::by_id(tx, ctx.org_id(), before.id)
-        .await?
-        .ok_or_else(|| not_found(format!("活动 #{} 不存在", before.id), format!("activity #{} does not exist", before.id)))?;
+    let after = store::activities::by_id(tx, ctx.org_id(), before.id).await?.ok_or_else(|| {
+        not_found(format!("活动 #{} 不存在", before.id), format!("activity #{} does not exist", before.id))
+    })?;
     audit(tx, ctx, "update", "activity", after.id, Some(&before), Some(&after)).await?;
     Ok(Some(after))
 }

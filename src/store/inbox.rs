@@ -77,11 +77,7 @@ pub async fn count(tx: &mut Tx, platform: &str) -> sqlx::Result<i64> {
 
 /// The user's open question and whether it is still valid at `now` (expired ones are kept until
 /// replaced, so the bot can say that the question expired).
-pub async fn pending(
-    tx: &mut Tx,
-    user_id: i64,
-    now: DateTime<Utc>,
-) -> sqlx::Result<Option<(serde_json::Value, bool)>> {
+pub async fn pending(tx: &mut Tx, user_id: i64, now: DateTime<Utc>) -> sqlx::Result<Option<(serde_json::Value, bool)>> {
     let row: Option<(Json<serde_json::Value>, DateTime<Utc>)> =
         run!(tx, |c| sqlx::query_as("SELECT pending, expires_at FROM conversations WHERE user_id = $1")
             .bind(user_id)

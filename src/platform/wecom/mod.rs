@@ -207,3 +207,4 @@ pub fn passive_reply(app: &App, inbound: &Inbound, text: &str, now: DateTime<Utc
 pub async fn push_late_reply(app: &App, to_user: &str, text: &str) {
     tracing::warn!(app = %app.cfg.name, to_user, chars = text.chars().count(), "late reply not pushed: no push client configured");
 }
+pub mod loadgen;
