@@ -18,3 +18,4 @@ mod parser_props;
 mod permissions;
 mod shutdown;
 mod wecom;
+mod wecom_push;

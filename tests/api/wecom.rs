@@ -237,3 +237,47 @@ async fn official_echostr_handshake() {
     let _ = tx.send(());
     let _ = task.await;
 }
+
+/// When the bot misses the passive-reply deadline, WeCom gets an empty 200 at once and the reply
+/// arrives through `message/send` (on the mock WeCom). SQLite only: the bot is held up by taking
+/// SQLite's write lock on another connection.
+#[tokio::test]
+async fn a_slow_reply_is_acknowledged_then_pushed() {
+    use chatcrm::platform::wecom::mock::MockWecom;
+    let t = TestDb::sqlite().await;
+    let w = world(t.db.clone()).await;
+    let mock = MockWecom::start().await;
+    let creds = MockWecom::credentials();
+    let mut s = wecom_settings(false);
+    s.wecom.api_base = mock.base_url();
+    s.wecom.reply_deadline_ms = 200;
+    s.wecom.apps[0].corp_id = creds.corp_id.clone();
+    s.wecom.apps[0].agent_id = creds.agent_id;
+    s.wecom.apps[0].secret = SecretString::from(creds.secret.clone());
+    let mut tx = w.tx().await;
+    let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
+    crm::users::link_identity(&mut tx, &sys, w.r1.id, "wecom", &creds.corp_id, "zhangsan").await.expect("link");
+    tx.commit().await.expect("commit");
+    let server = Server::start(s, t.db.clone()).await;
+    let sim = Simulator::new(TOKEN, KEY, &creds.corp_id, creds.agent_id).expect("sim");
+
+    let lock = super::shutdown::hold_write_lock(&t.url).await;
+    let cb = sim.text("zhangsan", "今天", "900", t0().timestamp());
+    let url = server.url(&format!("{PATH}?{}", cb.query));
+    let r = server.send(server.client.post(url).body(cb.body)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, ""), "acknowledged without a passive reply");
+    assert!(mock.received().is_empty());
+    super::shutdown::release_write_lock(lock).await;
+    let mut pushed = Vec::new();
+    for _ in 0..100 {
+        pushed = mock.received();
+        if !pushed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pushed.len(), 1, "{pushed:?}");
+    assert_eq!(pushed[0].touser.as_deref(), Some("zhangsan"));
+    assert!(pushed[0].content().is_some_and(|c| c.contains("今天")), "{pushed:?}");
+    server.stop().await;
+}

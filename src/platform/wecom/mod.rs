@@ -1,7 +1,10 @@
 //! WeCom (企业微信): callback verification and decoding into [`IncomingMessage`]s, passive replies,
 //! and the push client. Protocol facts: ../shared/PLATFORMS.md §1.
 
+pub mod client;
 pub mod crypto;
+pub mod loadgen;
+pub mod mock;
 pub mod simulate;
 pub mod xml;
 
@@ -25,6 +28,7 @@ pub struct App {
     pub crypto: WecomCrypto,
     /// Receive id = "" (group-robot callbacks).
     pub robot_crypto: WecomCrypto,
+    pub client: client::WecomClient,
 }
 
 /// Every configured app, by the `{app}` of its callback URL.
@@ -41,6 +45,8 @@ pub struct Apps {
 pub enum SetupError {
     #[error("wecom app `{0}`: {1}")]
     Crypto(String, CryptoError),
+    #[error("wecom app `{0}`: {1}")]
+    Client(String, String),
 }
 
 impl Apps {
@@ -52,7 +58,14 @@ impl Apps {
             let crypto =
                 WecomCrypto::new(token, key, &cfg.corp_id).map_err(|e| SetupError::Crypto(cfg.name.clone(), e))?;
             let robot_crypto = WecomCrypto::new(token, key, "").map_err(|e| SetupError::Crypto(cfg.name.clone(), e))?;
-            by_name.insert(cfg.name.clone(), Arc::new(App { cfg: cfg.clone(), crypto, robot_crypto }));
+            let creds = client::AppCredentials {
+                corp_id: cfg.corp_id.clone(),
+                agent_id: cfg.agent_id,
+                secret: cfg.secret.expose_secret().to_string(),
+            };
+            let client = client::WecomClient::new(&s.api_base, creds, std::time::Duration::from_secs(10))
+                .map_err(|e| SetupError::Client(cfg.name.clone(), e.to_string()))?;
+            by_name.insert(cfg.name.clone(), Arc::new(App { cfg: cfg.clone(), crypto, robot_crypto, client }));
         }
         Ok(Self {
             by_name: Arc::new(by_name),
@@ -201,10 +214,12 @@ pub fn passive_reply(app: &App, inbound: &Inbound, text: &str, now: DateTime<Utc
     app.crypto.reply_envelope(&plain, &now.timestamp().to_string(), nonce)
 }
 
-/// Delivers a reply that missed the passive-reply deadline. The push client and the durable
-/// outbox are separate work (issue 5); until they land the reply stays in the inbox and the user
-/// sees it on their next message's retry, and this says so in the log.
+/// Delivers a reply that missed the passive-reply deadline through `message/send`. Best effort:
+/// the durable outbox with retries is separate work (issue 5); a failure is logged, and the reply
+/// stays in the inbox, so a WeCom retry of the message gets it passively.
 pub async fn push_late_reply(app: &App, to_user: &str, text: &str) {
-    tracing::warn!(app = %app.cfg.name, to_user, chars = text.chars().count(), "late reply not pushed: no push client configured");
+    match app.client.send(to_user, &client::Message::Text(text.to_string())).await {
+        Ok(_) => tracing::info!(app = %app.cfg.name, "late reply pushed"),
+        Err(e) => tracing::error!(app = %app.cfg.name, error = %e, "pushing a late reply failed"),
+    }
 }
-pub mod loadgen;
