@@ -18,12 +18,34 @@ pub struct BotBenchRow {
     pub concurrency: usize,
     pub messages: u64,
     pub errors: u64,
+    #[serde(flatten)]
+    pub latency: Latency,
+}
+
+/// Throughput and latency of a run, from its per-message samples (µs).
+#[derive(Debug, Serialize)]
+pub struct Latency {
     pub seconds: f64,
     pub messages_per_second: f64,
     pub p50_us: u64,
     pub p90_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
+}
+
+impl Latency {
+    pub fn of(mut samples: Vec<u64>, seconds: f64) -> Self {
+        samples.sort_unstable();
+        let pct = |p: f64| samples.get(((samples.len().saturating_sub(1)) as f64 * p) as usize).copied().unwrap_or(0);
+        Self {
+            seconds,
+            messages_per_second: samples.len() as f64 / seconds.max(1e-9),
+            p50_us: pct(0.5),
+            p90_us: pct(0.9),
+            p99_us: pct(0.99),
+            max_us: samples.last().copied().unwrap_or(0),
+        }
+    }
 }
 
 /// Seeds the demo org on an empty database, links the demo reps to `platform`/`corp` under their
@@ -52,11 +74,6 @@ pub async fn prepare(db: &Db, platform: &str, corp: Option<&str>) -> anyhow::Res
     }
     tx.commit().await?;
     Ok((corp, senders))
-}
-
-/// Latency percentiles (µs) of sorted samples.
-pub fn percentile(sorted: &[u64], p: f64) -> u64 {
-    sorted.get(((sorted.len().saturating_sub(1)) as f64 * p) as usize).copied().unwrap_or(0)
 }
 
 pub async fn bot(db: Db, levels: &[usize], duration: Duration) -> anyhow::Result<Vec<BotBenchRow>> {
@@ -103,19 +120,12 @@ pub async fn bot(db: Db, levels: &[usize], duration: Duration) -> anyhow::Result
             lat.extend(l);
             errors += e;
         }
-        let seconds = start.elapsed().as_secs_f64();
-        lat.sort_unstable();
-        let pct = |p: f64| percentile(&lat, p);
+        let messages = lat.len() as u64;
         rows.push(BotBenchRow {
             concurrency,
-            messages: lat.len() as u64,
+            messages,
             errors,
-            seconds,
-            messages_per_second: lat.len() as f64 / seconds.max(1e-9),
-            p50_us: pct(0.5),
-            p90_us: pct(0.9),
-            p99_us: pct(0.99),
-            max_us: lat.last().copied().unwrap_or(0),
+            latency: Latency::of(lat, start.elapsed().as_secs_f64()),
         });
     }
     Ok(rows)

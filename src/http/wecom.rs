@@ -180,12 +180,8 @@ async fn receive_robot(
     } else {
         wecom::crypto::extract_encrypt(text).map_err(|e| reject(e.into()))?.to_string()
     };
-    app.robot_crypto.verify(&q.msg_signature, &q.timestamp, &q.nonce, &encrypt).map_err(|e| reject(e.into()))?;
-    let ts: i64 = q.timestamp.trim().parse().map_err(|_| reject(CallbackError::Stale(q.timestamp.clone())))?;
-    if (now.timestamp() - ts).abs() > state.wecom.timestamp_window_secs {
-        return Err(reject(CallbackError::Stale(q.timestamp.clone())));
-    }
-    let plain = app.robot_crypto.decrypt(&encrypt).map_err(|e| reject(e.into()))?;
+    let plain = wecom::decrypt_verified(&app.robot_crypto, &q, &encrypt, now, state.wecom.timestamp_window_secs)
+        .map_err(reject)?;
     let m = xml::decode_robot(&plain, app.cfg.robot_name.as_deref())
         .map_err(|e| reject(CallbackError::Malformed(e.to_string())))?;
     if m.msg_type != "text" || m.text.trim().is_empty() {

@@ -29,12 +29,8 @@ pub struct LoadgenReport {
     pub sent: u64,
     pub ok: u64,
     pub errors: u64,
-    pub seconds: f64,
-    pub messages_per_second: f64,
-    pub p50_us: u64,
-    pub p90_us: u64,
-    pub p99_us: u64,
-    pub max_us: u64,
+    #[serde(flatten)]
+    pub latency: crate::bench::Latency,
 }
 
 /// The n-th message: a visit on one of the sender's customers, unique by message id and text.
@@ -92,19 +88,12 @@ pub async fn run(sim: Arc<Simulator>, opts: LoadgenOptions) -> anyhow::Result<Lo
         lat.extend(l);
         errors += e;
     }
-    let seconds = start.elapsed().as_secs_f64();
-    lat.sort_unstable();
-    let pct = |p| crate::bench::percentile(&lat, p);
+    let ok = lat.len() as u64;
     Ok(LoadgenReport {
         concurrency: opts.concurrency,
-        sent: lat.len() as u64 + errors,
-        ok: lat.len() as u64,
+        sent: ok + errors,
+        ok,
         errors,
-        seconds,
-        messages_per_second: lat.len() as f64 / seconds.max(1e-9),
-        p50_us: pct(0.5),
-        p90_us: pct(0.9),
-        p99_us: pct(0.99),
-        max_us: lat.last().copied().unwrap_or(0),
+        latency: crate::bench::Latency::of(lat, start.elapsed().as_secs_f64()),
     })
 }

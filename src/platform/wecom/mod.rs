@@ -128,6 +128,20 @@ pub fn verify_url(app: &App, q: &CallbackQuery, now: DateTime<Utc>, window: i64)
     Ok(app.crypto.verify_url(&q.msg_signature, &q.timestamp, &q.nonce, echostr)?)
 }
 
+/// Checks the signature, then freshness, then decrypts (app and group-robot callbacks alike).
+pub fn decrypt_verified(
+    crypto: &WecomCrypto,
+    q: &CallbackQuery,
+    encrypt: &str,
+    now: DateTime<Utc>,
+    window: i64,
+) -> Result<String, CallbackError> {
+    // Signature before freshness: an unsigned request learns nothing about our clock.
+    crypto.verify(&q.msg_signature, &q.timestamp, &q.nonce, encrypt)?;
+    check_timestamp(q, now, window)?;
+    Ok(crypto.decrypt(encrypt)?)
+}
+
 /// POST: verify the envelope and decrypt it to the message XML, then decode.
 pub fn open(
     app: &App,
@@ -136,11 +150,7 @@ pub fn open(
     now: DateTime<Utc>,
     window: i64,
 ) -> Result<Inbound, CallbackError> {
-    let encrypt = crypto::extract_encrypt(body)?;
-    // Signature before freshness: an unsigned request learns nothing about our clock.
-    app.crypto.verify(&q.msg_signature, &q.timestamp, &q.nonce, encrypt)?;
-    check_timestamp(q, now, window)?;
-    let plain = app.crypto.decrypt(encrypt)?;
+    let plain = decrypt_verified(&app.crypto, q, crypto::extract_encrypt(body)?, now, window)?;
     xml::decode(&plain).map_err(|e| CallbackError::Malformed(e.to_string()))
 }
 
