@@ -16,3 +16,14 @@ pub mod report;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+
+/// Installs the process-wide TLS crypto provider (ring) for outbound HTTPS. reqwest is built
+/// without a default provider so no C toolchain beyond `cc` is needed; every HTTP client needs
+/// this first. Idempotent.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is already installed, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -174,6 +174,7 @@ enum UsersCmd {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    chatcrm::install_tls_provider();
     let cli = Cli::parse();
     match cli.command {
         Cmd::PrintConfig => {

@@ -52,6 +52,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn sqlite() -> Self {
+        chatcrm::install_tls_provider();
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let db = Db::connect(&DbOptions::new(&url)).await.expect("open sqlite");
@@ -61,6 +62,7 @@ impl TestDb {
 
     /// A fresh database on the CHATCRM_TEST_PG server; `None` when the variable is unset.
     pub async fn postgres() -> Option<Self> {
+        chatcrm::install_tls_provider();
         let admin_url = std::env::var("CHATCRM_TEST_PG").ok().filter(|s| !s.is_empty())?;
         let name = format!("chatcrm_test_{}", uuid::Uuid::new_v4().simple());
         let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to CHATCRM_TEST_PG");

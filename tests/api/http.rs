@@ -95,6 +95,7 @@ impl Resp {
 }
 
 pub fn client() -> reqwest::Client {
+    chatcrm::install_tls_provider();
     // No proxy: the tests talk to 127.0.0.1 whatever the environment says.
     reqwest::Client::builder().no_proxy().build().expect("client")
 }

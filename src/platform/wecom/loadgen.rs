@@ -48,6 +48,7 @@ pub fn nth(sim: &Simulator, senders: &[(String, String)], n: u64, now: i64, run:
 
 pub async fn run(sim: Arc<Simulator>, opts: LoadgenOptions) -> anyhow::Result<LoadgenReport> {
     anyhow::ensure!(!opts.senders.is_empty(), "no senders: run with --setup against the server's database first");
+    crate::install_tls_provider();
     let client = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build()?;
     let seq = Arc::new(AtomicU64::new(0));
     let run_id = format!("{}", rand::random::<u32>());
