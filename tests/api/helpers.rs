@@ -77,16 +77,28 @@ impl TestDb {
         Some(Self { db, url, _dir: None, pg: Some((admin_url, name)) })
     }
 
+    /// Closes the pool; the database itself is dropped when `self` goes (see `Drop`).
     pub async fn drop_database(self) {
         self.db.close().await;
-        if let Some((admin_url, name)) = &self.pg
-            && let Ok(admin) = sqlx::PgPool::connect(admin_url).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&admin)
-                .await;
-            admin.close().await;
-        }
+    }
+}
+
+impl Drop for TestDb {
+    /// Drops the PostgreSQL test database, also when the test panicked, so failed runs leave
+    /// nothing behind. Runs on its own thread: a `Drop` cannot await.
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.pg.take() else { return };
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
     }
 }
 
