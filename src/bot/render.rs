@@ -624,7 +624,39 @@ pub fn digest(lang: Lang, d: &Digest, stages: &[Stage], tz: Tz, week: bool) -> S
 }
 
 pub fn undone(lang: Lang, u: &Undone) -> String {
-    let what: Vec<String> = u.changes.iter().map(|(action, entity, id)| format!("{action} {entity} #{id}")).collect();
+    let zh = |action: &str, entity: &str| {
+        let a = match action {
+            "create" => "新建的",
+            "update" => "修改的",
+            "won" => "赢单的",
+            "lost" => "输单的",
+            "assign" => "分配的",
+            "claim" => "认领的",
+            "convert" => "转化的",
+            "complete" => "完成的",
+            "snooze" => "推迟的",
+            "set_status" => "改状态的",
+            _ => "",
+        };
+        let e = match entity {
+            "customer" => "客户",
+            "contact" => "联系人",
+            "activity" => "跟进记录",
+            "deal" => "商机",
+            "lead" => "线索",
+            "task" => "任务",
+            other => other,
+        };
+        format!("{a}{e}")
+    };
+    let what: Vec<String> = u
+        .changes
+        .iter()
+        .map(|(action, entity, id)| match lang {
+            Lang::Zh => format!("{} #{id}", zh(action, entity)),
+            Lang::En => format!("{action} {entity} #{id}"),
+        })
+        .collect();
     pick(lang, format!("↩️ 已撤销：{}", what.join("，")), format!("↩️ Undone: {}", what.join(", ")))
 }
 
