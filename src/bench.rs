@@ -78,6 +78,7 @@ pub async fn prepare(db: &Db, platform: &str, corp: Option<&str>) -> anyhow::Res
 
 pub async fn bot(db: Db, levels: &[usize], duration: Duration) -> anyhow::Result<Vec<BotBenchRow>> {
     let (corp, senders) = prepare(&db, "bench", None).await?;
+    anyhow::ensure!(!senders.is_empty(), "the demo reps own no customers to write about");
     let senders = Arc::new(senders);
     let bot = Bot::new(db, Clock::system());
     let seq = Arc::new(AtomicU64::new(0));

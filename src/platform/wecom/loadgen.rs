@@ -34,8 +34,10 @@ pub struct LoadgenReport {
 }
 
 /// The n-th message: a visit on one of the sender's customers, unique by message id and text.
+/// With no senders it comes from a user no one linked (the server answers how to link them).
 pub fn nth(sim: &Simulator, senders: &[(String, String)], n: u64, now: i64, run: &str) -> (String, String) {
-    let (user, customer) = &senders[(n as usize) % senders.len().max(1)];
+    let fallback = ("loadgen".to_string(), "海尔".to_string());
+    let (user, customer) = senders.get((n as usize) % senders.len().max(1)).unwrap_or(&fallback);
     let text = match n % 4 {
         0 => format!("拜访 {customer} 第{n}次沟通，聊了交付周期"),
         1 => format!("电话 {customer} 确认第{n}版报价"),
