@@ -22,6 +22,8 @@ enum Pending {
     Customer { text: String, now: DateTime<Utc>, candidates: Vec<(i64, String)> },
     /// A loss without a reason.
     LostReason { deal: i64, amount: Option<i64> },
+    /// A location shared before the visit was logged: the next visit takes it.
+    CheckIn { label: String },
 }
 
 /// Reasons in the order the question lists them, so "1"…"9" can answer it.
@@ -42,6 +44,34 @@ async fn set_pending(tx: &mut Tx, turn: &Turn<'_>, p: &Pending) -> crm::Result<(
     let expires = turn.ctx.now + Duration::minutes(super::PENDING_TTL_MINUTES);
     store::inbox::set_pending(tx, turn.ctx.org_id(), turn.user.id, &value, expires).await?;
     Ok(())
+}
+
+/// Remembers a location shared before the visit it belongs to; a visit or meeting logged before
+/// `expires` takes it.
+pub(super) async fn start_check_in(
+    tx: &mut Tx,
+    ctx: &crm::Ctx,
+    user_id: i64,
+    label: &str,
+    expires: DateTime<Utc>,
+) -> crm::Result<()> {
+    let value = serde_json::to_value(Pending::CheckIn { label: label.to_string() }).unwrap_or_default();
+    store::inbox::set_pending(tx, ctx.org_id(), user_id, &value, expires).await?;
+    Ok(())
+}
+
+/// The location of a pending check-in, consumed.
+async fn take_check_in(tx: &mut Tx, turn: &Turn<'_>) -> crm::Result<Option<String>> {
+    let Some((raw, true)) = store::inbox::pending(tx, turn.user.id, turn.ctx.now).await? else {
+        return Ok(None);
+    };
+    match serde_json::from_value::<Pending>(raw) {
+        Ok(Pending::CheckIn { label }) => {
+            store::inbox::clear_pending(tx, turn.user.id).await?;
+            Ok(Some(label))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// If the bot asked this user something, tries to read `text` as the answer. `None` means the
@@ -67,6 +97,8 @@ pub(super) async fn answer_pending(
     }
     let pending: Option<Pending> = serde_json::from_value(raw).ok();
     match pending {
+        // Not a question: it waits for the next visit (see `take_check_in`).
+        Some(Pending::CheckIn { .. }) => Ok(None),
         Some(Pending::Customer { text: original, now, candidates }) => {
             let Some(choice) = choice else {
                 store::inbox::clear_pending(tx, turn.user.id).await?;
@@ -152,13 +184,17 @@ pub(super) async fn run(
     match command {
         Command::LogActivity { kind, customer, content, occurred_at, follow_up } => {
             let customer_id = customer_or_return!(tx, turn, &customer, chosen);
+            let location = match kind {
+                crm::ActivityKind::Visit | crm::ActivityKind::Meeting => take_check_in(tx, turn).await?,
+                _ => None,
+            };
             let new = NewActivity {
                 customer_id,
                 kind,
                 content,
                 occurred_at: occurred_at.as_ref().map(utc),
                 next_step: follow_up.as_ref().map(|f| f.title.clone()),
-                location: None,
+                location,
                 follow_up: follow_up.as_ref().map(|f| (utc(&f.at), f.title.clone())),
             };
             let logged = crm::activities::log_activity(tx, ctx, new).await?;

@@ -341,10 +341,13 @@ impl Core {
                 let attached = crm::activities::attach_location(tx, &ctx, label, *window).await;
                 let text = match attached {
                     Ok(Some(a)) => format!("📍 已把位置「{label}」附到拜访 #{}（{}）", a.id, a.customer_name),
-                    Ok(None) => format!(
-                        "📍 收到位置「{label}」。{} 分钟内没有你的拜访记录可附；请先发「拜访 客户 内容」，再发位置。",
-                        window.num_minutes()
-                    ),
+                    Ok(None) => {
+                        exec::start_check_in(tx, &ctx, user.id, label, now + *window).await.map_err(into_storage)?;
+                        format!(
+                            "📍 已签到「{label}」。{} 分钟内记录的拜访会附上这个位置，例如：拜访 海尔 聊了二期需求",
+                            window.num_minutes()
+                        )
+                    }
                     Err(CrmError::Db(e)) => return Err(e.into()),
                     Err(e) => e.user_message(Lang::Zh),
                 };

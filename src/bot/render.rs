@@ -243,6 +243,9 @@ pub fn activity_logged(lang: Lang, l: &Logged, tz: Tz) -> String {
         format!("已记录{}：{}（#{}）\n{}", a.kind.zh(), a.customer_name, a.id, a.content),
         format!("Logged {} with {} (#{})\n{}", a.kind.as_str(), a.customer_name, a.id, a.content),
     );
+    if let Some(place) = &a.location {
+        s.push_str(&format!("\n📍 {place}"));
+    }
     if let Some(t) = &l.follow_up {
         s.push('\n');
         let when = format_time(t.due_at, tz, lang);

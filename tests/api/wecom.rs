@@ -183,6 +183,17 @@ async fn events_voice_location_and_unknown_users(db: Db) {
     let acts = chatcrm::store::activities::for_customer(&mut tx, customers[0].id, 5).await.expect("acts");
     assert_eq!(acts[0].location.as_deref(), Some("青岛市市北区登州路56号"));
     drop(tx);
+    // A location before the visit is a check-in; the next visit takes it.
+    let r = t.post(&t.sim.location("zhangsan", 36.1, 120.4, "青岛市崂山区海尔路1号", "13", t0().timestamp())).await;
+    assert!(open(r).contains("已把位置"), "zhangsan's visit is recent: it takes the second location too");
+    let r = t.post(&t.sim.location("lisi", 36.1, 120.4, "青岛市崂山区海尔路1号", "14", t0().timestamp())).await;
+    assert!(open(r).contains("已签到"), "lisi has no visit yet: a check-in");
+    t.say("lisi", "新客户 海尔智家", "15").await;
+    t.say("lisi", "今天", "16").await;
+    let reply = t.say("lisi", "拜访 海尔 到访二期现场", "17").await;
+    assert!(reply.contains("📍 青岛市崂山区海尔路1号"), "the check-in location goes on the visit: {reply}");
+    let reply = t.say("lisi", "拜访 海尔 又去了一次", "18").await;
+    assert!(!reply.contains("📍"), "a check-in is used once: {reply}");
     // An unknown WeCom user is told how an admin links them.
     let reply = t.say("stranger", "今天", "20").await;
     assert!(reply.contains("chatcrm users link") && reply.contains(CORP) && reply.contains("stranger"), "{reply}");
