@@ -62,10 +62,10 @@ pub(super) async fn start_check_in(
 
 /// The location of a pending check-in, consumed.
 async fn take_check_in(tx: &mut Tx, turn: &Turn<'_>) -> crm::Result<Option<String>> {
-    let Some((raw, true)) = store::inbox::pending(tx, turn.user.id, turn.ctx.now).await? else {
+    let Some((raw, true)) = &turn.pending else {
         return Ok(None);
     };
-    match serde_json::from_value::<Pending>(raw) {
+    match serde_json::from_value::<Pending>(raw.clone()) {
         Ok(Pending::CheckIn { label }) => {
             store::inbox::clear_pending(tx, turn.user.id).await?;
             Ok(Some(label))
@@ -82,7 +82,7 @@ pub(super) async fn answer_pending(
     turn: &Turn<'_>,
     text: &str,
 ) -> crm::Result<Option<Outcome>> {
-    let Some((raw, valid)) = store::inbox::pending(tx, turn.user.id, turn.ctx.now).await? else {
+    let Some((raw, valid)) = turn.pending.clone() else {
         return Ok(None);
     };
     let local_now = turn.ctx.now.with_timezone(&turn.tz);

@@ -93,6 +93,7 @@ pub(crate) struct Core {
     undo_window: chrono::Duration,
     /// Most messages per transaction.
     batch: usize,
+    org_tz: std::sync::Mutex<std::collections::HashMap<i64, Tz>>,
 }
 
 /// A message that is not text for the parser.
@@ -136,6 +137,9 @@ struct Turn<'a> {
     tz: Tz,
     /// The message text, kept for questions that re-run it once answered.
     text: &'a str,
+    /// The user's open question (or check-in) when the message arrived, and whether it is
+    /// still valid; read once per message.
+    pending: Option<(serde_json::Value, bool)>,
 }
 
 impl Bot {
@@ -155,7 +159,7 @@ impl Bot {
             crate::config::DatabaseKind::Sqlite => (1, MAX_BATCH),
             crate::config::DatabaseKind::Postgres => (POSTGRES_WRITERS, 1),
         };
-        let core = Arc::new(Core { db, clock, undo_window, batch });
+        let core = Arc::new(Core { db, clock, undo_window, batch, org_tz: Default::default() });
         let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..writers {
@@ -355,10 +359,11 @@ impl Core {
             }
             None => {}
         }
-        let tz = crm::orgs::org_by_id(tx, user.org_id).await.map_err(into_storage)?.tz();
+        let tz = self.org_tz(tx, user.org_id).await?;
         let lang = self.language(tx, &user, &msg.text, inbox_id, now.with_timezone(&tz)).await?;
         let ctx = Ctx { actor: Actor::of(&user), via: Via::Chat, source_message_id: Some(inbox_id), now };
-        let turn = Turn { ctx, user: &user, lang, tz, text: &msg.text };
+        let pending = store::inbox::pending(tx, user.id, now).await?;
+        let turn = Turn { ctx, user: &user, lang, tz, text: &msg.text, pending };
         let outcome = self.dispatch(tx, &turn, &msg.text).await;
         Ok(match outcome {
             Ok(Outcome::Done(text)) => Step::Keep { inbox_id, status: "done", text },
@@ -369,6 +374,17 @@ impl Core {
                 Step::Refuse { text: e.user_message(lang), user: Box::new(user) }
             }
         })
+    }
+
+    /// An org's time zone, read once per process: it is set when the org is created and every
+    /// message needs it.
+    async fn org_tz(&self, tx: &mut Tx, org_id: i64) -> Result<Tz, BotError> {
+        if let Some(tz) = self.org_tz.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&org_id) {
+            return Ok(*tz);
+        }
+        let tz = crm::orgs::org_by_id(tx, org_id).await.map_err(into_storage)?.tz();
+        self.org_tz.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(org_id, tz);
+        Ok(tz)
     }
 
     /// The reply language: the message's own, or for a bare number or emoji, that of the user's
