@@ -455,6 +455,41 @@ mod tests {
     }
 
     #[test]
+    fn wecom_apps_are_validated_at_start_up() {
+        let app = |key: &str| {
+            format!(
+                "[[wecom.apps]]\nname = \"sales\"\norg = \"o\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\ntoken = \"t\"\nencoding_aes_key = \"{key}\"\n"
+            )
+        };
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("chatcrm.toml", &app("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"))?;
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.wecom.apps.len(), 1);
+            jail.create_file("chatcrm.toml", &app("too-short"))?;
+            let err = Settings::load(None).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("wecom.apps") && err.contains("encoding_aes_key") && err.contains("sales"), "{err}");
+            jail.create_file(
+                "chatcrm.toml",
+                &format!(
+                    "{}{}",
+                    app("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"),
+                    app("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C")
+                ),
+            )?;
+            let err = Settings::load(None).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("used twice"), "{err}");
+            jail.set_env("CHATCRM_WECOM__REPLY_DEADLINE_MS", "9000");
+            jail.create_file("chatcrm.toml", "")?;
+            let err = Settings::load(None).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                err.contains("wecom.reply_deadline_ms") && err.contains("CHATCRM_WECOM__REPLY_DEADLINE_MS"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn missing_explicit_file_is_an_error() {
         let err = Settings::load(Some(Path::new("/nonexistent/chatcrm.toml"))).err();
         assert!(matches!(err, Some(ConfigError::MissingFile(_))));
