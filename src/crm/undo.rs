@@ -55,6 +55,17 @@ pub async fn undo_last(tx: &mut Tx, ctx: &Ctx, window: Duration) -> Result<Undon
     rows.reverse();
     let mut changes = Vec::new();
     for row in &rows {
+        // Someone changed the record afterwards (a manager reassigned it, a colleague edited it):
+        // writing back our before-image would silently undo their change too.
+        let later =
+            store::audit::later_changes(tx, row.org_id, &row.entity, row.entity_id, row.id, row.source_message_id)
+                .await?;
+        if later > 0 {
+            return Err(CrmError::Conflict(text(
+                format!("无法撤销：{} #{} 之后又被修改过", row.entity, row.entity_id),
+                format!("cannot undo: {} #{} was changed again afterwards", row.entity, row.entity_id),
+            )));
+        }
         revert(tx, row).await?;
         store::audit::mark_undone(tx, row.id).await?;
         audit(tx, ctx, "undo", &row.entity, row.entity_id, after_json(row).as_ref(), row.before.as_ref().map(|j| &j.0))

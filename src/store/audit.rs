@@ -100,3 +100,28 @@ pub async fn for_message(tx: &mut Tx, actor_id: i64, message_id: i64) -> sqlx::R
 pub async fn mark_undone(tx: &mut Tx, id: i64) -> sqlx::Result<()> {
     run!(tx, |c| sqlx::query("UPDATE audit_log SET undone = TRUE WHERE id = $1").bind(id).execute(c).await.map(|_| ()))
 }
+
+/// Changes to the same record after audit row `after_id` that are still in effect, other than
+/// those of the message being undone (`own_message`).
+pub async fn later_changes(
+    tx: &mut Tx,
+    org_id: i64,
+    entity: &str,
+    entity_id: i64,
+    after_id: i64,
+    own_message: Option<i64>,
+) -> sqlx::Result<i64> {
+    run!(tx, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log
+         WHERE org_id = $1 AND entity = $2 AND entity_id = $3 AND id > $4
+           AND undone = FALSE AND action <> 'undo'
+           AND (source_message_id IS NULL OR $5 IS NULL OR source_message_id <> $5)"
+    )
+    .bind(org_id)
+    .bind(entity)
+    .bind(entity_id)
+    .bind(after_id)
+    .bind(own_message)
+    .fetch_one(c)
+    .await)
+}

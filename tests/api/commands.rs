@@ -289,7 +289,22 @@ async fn errors_show_a_correct_example(db: Db) {
     assert!(r.contains("不存在"), "another org's deal is not found: {r}");
 }
 
+async fn undo_refuses_when_someone_changed_the_record_since(db: Db) {
+    let c = Chat::new(db).await;
+    c.w.customer(&c.w.r1, "海尔智家").await;
+    c.say(&c.w.r1, "客户 海尔 等级 A").await;
+    let r = c.say(&c.w.ma, "客户 海尔 转给 @r2").await;
+    assert!(r.contains("负责人 r2"), "{r}");
+    let r = c.say(&c.w.r1, "撤销").await;
+    assert!(r.contains("之后又被修改过"), "r1's undo must not take the customer back from r2: {r}");
+    let mut tx = c.w.tx().await;
+    let list = crm::customers::list_customers(&mut tx, &c.ctx(&c.w.r2), true).await.expect("list");
+    assert_eq!(list.len(), 1, "still r2's");
+    assert_eq!(list[0].grade, Some(Grade::A), "and r1's grade change stays");
+}
+
 both_backends!(
+    undo_refuses_when_someone_changed_the_record_since,
     deal_lifecycle,
     won_with_final_amount_and_reason_by_number,
     reminders_and_tasks,
