@@ -52,6 +52,9 @@ pub struct Settings {
     pub default_timezone: String,
     /// Serve the local console chat at /console.
     pub console_enabled: bool,
+    /// The console lets anyone who reaches it act as any user, so it is only served when
+    /// `listen` is a loopback address, unless this is set.
+    pub console_allow_remote: bool,
     /// Name of the org the console uses when a request names none.
     pub console_org: String,
     /// Seed the demo org when `serve` starts on an empty database.
@@ -147,6 +150,7 @@ impl Default for Settings {
             shutdown_timeout_secs: 30,
             default_timezone: "Asia/Shanghai".into(),
             console_enabled: true,
+            console_allow_remote: false,
             console_org: "演示公司".into(),
             seed_demo_if_empty: true,
             undo_window_minutes: 10,
@@ -305,6 +309,11 @@ impl Settings {
     pub fn listen_addr(&self) -> SocketAddr {
         // validate() has checked it; fall back to the default rather than panic.
         SocketAddr::from_str(&self.listen).unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    /// Whether `/console` is served: enabled, and on loopback or explicitly allowed elsewhere.
+    pub fn console_served(&self) -> bool {
+        self.console_enabled && (self.console_allow_remote || self.listen_addr().ip().is_loopback())
     }
 
     pub fn timezone(&self) -> chrono_tz::Tz {

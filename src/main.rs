@@ -261,7 +261,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let app = Application::build(settings.clone(), db.clone(), clock).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, database = %settings.database_url_redacted(), "chatcrm listening");
-    if settings.console_enabled {
+    if settings.console_served() {
         tracing::info!("console: http://{addr}/console");
     }
     app.run_until(startup::shutdown_signal()).await?;

@@ -40,8 +40,13 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);
     let body_limit = state.settings.body_limit_bytes;
     let mut app = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
-    if state.settings.console_enabled {
+    if state.settings.console_served() {
         app = app.merge(console::router());
+    } else if state.settings.console_enabled {
+        tracing::warn!(
+            listen = %state.settings.listen,
+            "console not served: it has no login and `listen` is not a loopback address (set console_allow_remote = true to serve it anyway)"
+        );
     }
     app = app.merge(wecom::router());
     // Outermost first: request id, trace (its span carries the id), panic guard, timeout, body limit.

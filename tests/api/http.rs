@@ -520,3 +520,24 @@ async fn timed_out_request_is_408_and_its_retry_is_handled_once() {
     assert_eq!(count(&t.db, "activities").await, activities + 1);
     server.stop().await;
 }
+
+/// The console has no login, so it is not served on a non-loopback address unless allowed.
+#[tokio::test]
+async fn console_is_not_served_on_a_public_address_unless_allowed() {
+    let t = TestDb::sqlite().await;
+    seed_demo(&t.db).await;
+    let public = Settings { listen: "0.0.0.0:0".into(), ..settings() };
+    let server = Server::start(public.clone(), t.db.clone()).await;
+    let port = server.addr.port();
+    let get = |path: &str| server.client.get(format!("http://127.0.0.1:{port}{path}"));
+    server.send(get("/console/users")).await.assert_error(404, "not_found");
+    assert_eq!(server.send(get("/healthz")).await.status, 200);
+    server.stop().await;
+
+    let allowed = Settings { console_allow_remote: true, ..public };
+    let server = Server::start(allowed, t.db.clone()).await;
+    let port = server.addr.port();
+    let r = server.send(server.client.get(format!("http://127.0.0.1:{port}/console/users"))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    server.stop().await;
+}
