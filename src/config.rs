@@ -57,7 +57,7 @@ pub struct Settings {
     pub console_allow_remote: bool,
     /// Name of the org the console uses when a request names none.
     pub console_org: String,
-    /// Seed the demo org when `serve` starts on an empty database.
+    /// Seed the demo org when `serve` starts on an empty database with no chat platform app.
     pub seed_demo_if_empty: bool,
     /// How far back `撤销`/`undo` reaches, in minutes.
     pub undo_window_minutes: u32,

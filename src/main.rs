@@ -247,7 +247,8 @@ async fn serve(settings: Settings) -> Result<()> {
     if db.kind() == chatcrm::config::DatabaseKind::Sqlite {
         tracing::info!("SQLite database: run a single chatcrm instance (use PostgreSQL for several)");
     }
-    if settings.seed_demo_if_empty {
+    // A deployment with a chat platform configured is not a trial: no demo data there.
+    if settings.seed_demo_if_empty && settings.wecom.apps.is_empty() {
         let mut tx = db.begin().await?;
         if chatcrm::store::orgs::list(&mut tx).await?.is_empty() {
             let s =
