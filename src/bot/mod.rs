@@ -56,7 +56,8 @@ pub enum BotError {
     /// The bot is shutting down.
     #[error("the bot is not running")]
     Stopped,
-    /// Lost a deadlock or serialization conflict; retried internally, never returned.
+    /// Lost a deadlock or serialization conflict; the batch is retried, and only after several
+    /// attempts is this reported (as `Storage`).
     #[error("write conflict: {0}")]
     Conflict(String),
 }
@@ -217,16 +218,56 @@ async fn writer(core: Arc<Core>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>
             }
             batch
         };
-        let results = core.handle_batch(&batch).await;
-        for (job, result) in batch.into_iter().zip(results) {
-            // The caller may have gone (request timeout); the message is stored either way.
-            let _ = job.done.send(result);
+        // A panic while handling a batch (a bug) must not stop the writer: the batch runs in its
+        // own task; if it panics, its transaction is dropped (rolled back) and its callers get an
+        // error to retry, and the writer goes on with the next batch.
+        let task = {
+            let core = core.clone();
+            tokio::spawn(async move {
+                let results = core.handle_batch(&batch).await;
+                (batch, results)
+            })
+        };
+        match task.await {
+            Ok((batch, results)) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    // The caller may have gone (request timeout); the message is stored either way.
+                    let _ = job.done.send(result);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a batch of messages failed; nothing of it was stored"),
         }
     }
 }
 
 impl Core {
+    /// Handles a batch; when a message lost a write conflict with another writer (PostgreSQL,
+    /// repeatable read), the whole batch is rolled back and run again on a fresh snapshot.
     async fn handle_batch(&self, batch: &[Job]) -> Vec<Result<Reply, BotError>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let results = self.handle_batch_once(batch).await;
+            let conflict = results.iter().any(|r| matches!(r, Err(BotError::Conflict(_))));
+            if !conflict {
+                return results;
+            }
+            if attempt >= 5 {
+                return results
+                    .into_iter()
+                    .map(|r| {
+                        r.map_err(|e| match e {
+                            BotError::Conflict(m) => BotError::Storage(m),
+                            other => other,
+                        })
+                    })
+                    .collect();
+            }
+            tracing::warn!(attempt, "write conflict with another writer; running the batch again");
+        }
+    }
+
+    async fn handle_batch_once(&self, batch: &[Job]) -> Vec<Result<Reply, BotError>> {
         let mut tx = match self.db.begin().await {
             Ok(tx) => tx,
             Err(e) => {
@@ -239,6 +280,11 @@ impl Core {
         for job in batch {
             results.push(self.handle_one(&mut tx, &job.msg, job.special.as_ref()).instrument(job.span.clone()).await);
         }
+        if results.iter().any(|r| matches!(r, Err(BotError::Conflict(_)))) {
+            // Run again from a fresh snapshot; nothing of this attempt is kept.
+            let _ = tx.rollback().await;
+            return results;
+        }
         match tx.commit().await {
             Ok(()) => results,
             Err(e) => {
@@ -249,28 +295,31 @@ impl Core {
         }
     }
 
-    /// One message; a message that lost a deadlock or serialization conflict with another
-    /// instance is rolled back to its savepoint and tried again.
+    /// One message inside its savepoint; on any error the savepoint is rolled back, so a failed
+    /// message leaves nothing in the batch.
     async fn handle_one(
         &self,
         tx: &mut Tx,
         msg: &IncomingMessage,
         special: Option<&Special>,
     ) -> Result<Reply, BotError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.handle_once(tx, msg, special).await {
-                Err(BotError::Conflict(e)) if attempt < 4 => {
-                    tracing::warn!(error = %e, attempt, "write conflict with another writer; retrying the message");
-                }
-                Err(BotError::Conflict(e)) => return Err(BotError::Storage(e)),
-                other => return other,
+        store::savepoint(tx, store::Savepoint::Begin).await?;
+        match self.handle_once(tx, msg, special).await {
+            Ok(reply) => {
+                store::savepoint(tx, store::Savepoint::Release).await?;
+                Ok(reply)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "database error while handling a message");
+                store::savepoint(tx, store::Savepoint::Rollback).await?;
+                store::savepoint(tx, store::Savepoint::Release).await?;
+                Err(e)
             }
         }
     }
 
-    /// One message inside its own savepoint, so a refusal or failure undoes only its changes.
+    /// One message's work inside the savepoint `handle_one` opened: a refusal rolls back to it and
+    /// records the message as rejected.
     async fn handle_once(
         &self,
         tx: &mut Tx,
@@ -278,35 +327,24 @@ impl Core {
         special: Option<&Special>,
     ) -> Result<Reply, BotError> {
         let now = self.clock.now();
-        store::savepoint(tx, store::Savepoint::Begin).await?;
-        match self.step(tx, msg, special, now).await {
-            Ok(Step::Keep { inbox_id, status, text }) => {
+        match self.step(tx, msg, special, now).await? {
+            Step::Keep { inbox_id, status, text } => {
                 store::inbox::finish(tx, inbox_id, status, &text).await?;
-                store::savepoint(tx, store::Savepoint::Release).await?;
                 Ok(Reply { text, duplicate: false })
             }
-            Ok(Step::Duplicate(text)) => {
-                store::savepoint(tx, store::Savepoint::Release).await?;
+            Step::Duplicate(text) => {
                 tracing::info!("duplicate message ignored");
                 Ok(Reply { text, duplicate: true })
             }
-            Ok(Step::Refuse { user, text }) => {
+            Step::Refuse { user, text } => {
                 store::savepoint(tx, store::Savepoint::Rollback).await?;
-                let result = match store::inbox::insert(tx, &inbox_row(msg, Some(&user), now)).await? {
+                match store::inbox::insert(tx, &inbox_row(msg, Some(&user), now)).await? {
                     Some(id) => {
                         store::inbox::finish(tx, id, "rejected", &text).await?;
-                        Reply { text, duplicate: false }
+                        Ok(Reply { text, duplicate: false })
                     }
-                    None => Reply { text: self.stored_reply(tx, msg).await?, duplicate: true },
-                };
-                store::savepoint(tx, store::Savepoint::Release).await?;
-                Ok(result)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "database error while handling a message");
-                store::savepoint(tx, store::Savepoint::Rollback).await?;
-                store::savepoint(tx, store::Savepoint::Release).await?;
-                Err(e)
+                    None => Ok(Reply { text: self.stored_reply(tx, msg).await?, duplicate: true }),
+                }
             }
         }
     }

@@ -97,15 +97,19 @@ impl Fields {
                         self.cut(whole);
                         return Some(v);
                     }
-                } else if let Some(value) = norm.strip_prefix(key) {
-                    // Chinese keys glue to their value: 来源展会, 等级A.
-                    let value = value.trim_start_matches(['=', ':']);
-                    if !value.is_empty() && key.chars().any(super::is_cjk) {
-                        let start = tok.len() - value.len();
-                        if let Some(v) = accept(tok.get(start..).unwrap_or_default()) {
-                            self.cut(range.clone());
-                            return Some(v);
-                        }
+                } else if key.chars().any(super::is_cjk) && norm.starts_with(key) {
+                    // Chinese keys glue to their value: 来源展会, 等级A. Cut the original token by
+                    // characters: normalising (full-width, lower case) changes byte lengths.
+                    let value: String = tok
+                        .chars()
+                        .skip(key.chars().count())
+                        .skip_while(|c| matches!(halfwidth(*c), '=' | ':'))
+                        .collect();
+                    if !value.is_empty()
+                        && let Some(v) = accept(&value)
+                    {
+                        self.cut(range.clone());
+                        return Some(v);
                     }
                 }
             }

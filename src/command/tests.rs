@@ -152,3 +152,15 @@ fn never_panics_on_odd_input() {
         let _ = parse(s, now());
     }
 }
+
+#[test]
+fn glued_values_keep_their_characters() {
+    // Lower-casing İ and half-widening Ａ change byte lengths; values are cut by characters.
+    let json = |t: &str| serde_json::to_value(p(t)).unwrap_or_default();
+    assert_eq!(json("新客户 海尔 行业İİİİİİİİ")["industry"], "İİİİİİİİ");
+    let v = json("新客户 海尔 等级Ａ 行业ＩＴ");
+    assert_eq!(
+        (v["name"].as_str(), v["grade"].as_str(), v["industry"].as_str()),
+        (Some("海尔"), Some("A"), Some("ＩＴ"))
+    );
+}

@@ -143,7 +143,10 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
             Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            // Repeatable read: two writers changing the same row conflict (40001) instead of the
+            // later one silently overwriting what the earlier one read and decided on; the bot
+            // runs a conflicting message again on a fresh snapshot.
+            Db::Postgres(p) => Tx::Postgres(p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ").await?),
         })
     }
 

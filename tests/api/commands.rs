@@ -303,7 +303,26 @@ async fn undo_refuses_when_someone_changed_the_record_since(db: Db) {
     assert_eq!(list[0].grade, Some(Grade::A), "and r1's grade change stays");
 }
 
+/// Two reps claim the same pool lead at the same moment: exactly one gets it, every round.
+async fn concurrent_claims_have_one_winner(db: Db) {
+    let c = Chat::new(db).await;
+    for round in 0..15 {
+        let mut tx = c.w.tx().await;
+        let new = crm::leads::NewLead { company: format!("公海公司{round}"), to_pool: true, ..Default::default() };
+        let lead = crm::leads::create_lead(&mut tx, &c.ctx(&c.w.admin), new).await.expect("pool lead");
+        tx.commit().await.expect("commit");
+        let text = format!("认领 #{}", lead.id);
+        let (a, b) = tokio::join!(c.say(&c.w.r1, &text), c.say(&c.w.r3, &text));
+        let winners = [&a, &b].iter().filter(|r| r.contains("已认领")).count();
+        assert_eq!(winners, 1, "round {round}: {a} / {b}");
+        let mut tx = c.w.tx().await;
+        let rows = store::audit::for_entity(&mut tx, c.w.org.id, "lead", lead.id).await.expect("audit");
+        assert_eq!(rows.iter().filter(|r| r.action == "claim").count(), 1);
+    }
+}
+
 both_backends!(
+    concurrent_claims_have_one_winner,
     undo_refuses_when_someone_changed_the_record_since,
     deal_lifecycle,
     won_with_final_amount_and_reason_by_number,

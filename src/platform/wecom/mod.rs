@@ -115,7 +115,7 @@ impl From<CryptoError> for CallbackError {
 
 fn check_timestamp(q: &CallbackQuery, now: DateTime<Utc>, window: i64) -> Result<(), CallbackError> {
     let ts: i64 = q.timestamp.trim().parse().map_err(|_| CallbackError::Stale(q.timestamp.clone()))?;
-    if (now.timestamp() - ts).abs() > window {
+    if now.timestamp().abs_diff(ts) > window.unsigned_abs() {
         return Err(CallbackError::Stale(q.timestamp.clone()));
     }
     Ok(())
