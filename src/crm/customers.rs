@@ -58,6 +58,23 @@ fn denied() -> CrmError {
     forbidden("这个客户不归你负责，无权查看或修改", "this customer is not yours to view or change")
 }
 
+/// "Already exists", naming the record and its owner only to someone who may see it: a rep must
+/// not learn another team's customers by trying names.
+pub(crate) fn already_exists(ctx: &Ctx, existing: &Customer) -> CrmError {
+    if ctx.actor.can_access(existing.owner_id, existing.owner_team_id) {
+        let owner = existing.owner_name.clone().unwrap_or_else(|| "无".into());
+        CrmError::Conflict(text(
+            format!("客户「{}」已存在（#{}，负责人：{owner}）", existing.name, existing.id),
+            format!("customer `{}` already exists (#{}, owner: {owner})", existing.name, existing.id),
+        ))
+    } else {
+        CrmError::Conflict(text(
+            "这个客户已经有人负责了，不能重复建。需要接手请找经理。",
+            "this customer already exists and has an owner; ask your manager if you should take it over",
+        ))
+    }
+}
+
 fn check_tag(tag: &str) -> Result<String> {
     let t = clean_text("标签", "tag", tag.trim_start_matches('#'), 30)?;
     Ok(t)
@@ -101,11 +118,7 @@ pub async fn create_customer(tx: &mut Tx, ctx: &Ctx, new: NewCustomer) -> Result
         ));
     }
     if let Some(existing) = store::customers::by_norm(tx, ctx.org_id(), &norm).await? {
-        let owner = existing.owner_name.clone().unwrap_or_else(|| "无".into());
-        return Err(CrmError::Conflict(text(
-            format!("客户「{}」已存在（#{}，负责人：{owner}）", existing.name, existing.id),
-            format!("customer `{}` already exists (#{}, owner: {owner})", existing.name, existing.id),
-        )));
+        return Err(already_exists(ctx, &existing));
     }
     let owner_id = new.owner_id.or(ctx.actor.user_id);
     if let Some(owner) = owner_id {
@@ -166,7 +179,12 @@ pub async fn customer_detail(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Customer
         tags: store::customers::tags(tx, id).await?,
         contacts: store::customers::contacts(tx, id).await?,
         recent_activities: store::activities::for_customer(tx, id, 5).await?,
-        deals: store::deals::for_customer(tx, id).await?,
+        // Deals of the customer owned by someone the viewer may not see stay hidden.
+        deals: store::deals::for_customer(tx, id)
+            .await?
+            .into_iter()
+            .filter(|d| ctx.actor.can_access(Some(d.owner_id), d.owner_team_id))
+            .collect(),
         stages: store::orgs::stages(tx, ctx.org_id()).await?,
         customer,
     })

@@ -65,6 +65,14 @@ pub async fn create_lead(tx: &mut Tx, ctx: &Ctx, new: NewLead) -> Result<Lead> {
     }
     let dupes = store::leads::open_duplicates(tx, ctx.org_id(), phone_norm.as_deref(), &company_norm).await?;
     if let Some(d) = dupes.first() {
+        let visible = d.status == LeadStatus::Pool || ctx.actor.can_access(d.owner_id, d.owner_team_id);
+        if !visible {
+            // Do not reveal whose it is: anyone could otherwise look up phone numbers.
+            return Err(CrmError::Conflict(text(
+                "这条线索已经有人在跟进了，不能重复登记。需要接手请找经理。",
+                "this lead is already being worked by someone; ask your manager if you should take it over",
+            )));
+        }
         let owner = match d.owner_id {
             Some(o) => super::users::user_by_id(tx, ctx.org_id(), o).await?.name,
             None => "公海".into(),
@@ -75,11 +83,7 @@ pub async fn create_lead(tx: &mut Tx, ctx: &Ctx, new: NewLead) -> Result<Lead> {
         )));
     }
     if let Some(c) = store::customers::by_norm(tx, ctx.org_id(), &company_norm).await? {
-        let owner = c.owner_name.unwrap_or_else(|| "无".into());
-        return Err(CrmError::Conflict(text(
-            format!("「{}」已经是客户（#{}，负责人：{owner}）", c.name, c.id),
-            format!("`{}` is already a customer (#{}, owner: {owner})", c.name, c.id),
-        )));
+        return Err(super::customers::already_exists(ctx, &c));
     }
     let (owner_id, status) = match (new.to_pool, ctx.actor.user_id) {
         (false, Some(me)) => (Some(me), LeadStatus::Assigned),

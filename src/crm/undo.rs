@@ -66,6 +66,7 @@ pub async fn undo_last(tx: &mut Tx, ctx: &Ctx, window: Duration) -> Result<Undon
                 format!("cannot undo: {} #{} was changed again afterwards", row.entity, row.entity_id),
             )));
         }
+        check_access(tx, ctx, row).await?;
         revert(tx, row).await?;
         store::audit::mark_undone(tx, row.id).await?;
         audit(tx, ctx, "undo", &row.entity, row.entity_id, after_json(row).as_ref(), row.before.as_ref().map(|j| &j.0))
@@ -73,6 +74,27 @@ pub async fn undo_last(tx: &mut Tx, ctx: &Ctx, window: Duration) -> Result<Undon
         changes.push((row.action.clone(), row.entity.clone(), row.entity_id));
     }
     Ok(Undone { changes })
+}
+
+/// The actor must still be allowed to change the record (or, for activities and contacts, its
+/// customer): a customer handed to someone else since is theirs now.
+async fn check_access(tx: &mut Tx, ctx: &Ctx, row: &AuditEntry) -> Result<()> {
+    let id = row.entity_id;
+    match row.entity.as_str() {
+        "customer" => super::customers::get_customer(tx, ctx, id).await.map(|_| ()),
+        "deal" => super::deals::get_deal(tx, ctx, id).await.map(|_| ()),
+        "task" => super::tasks::get_task(tx, ctx, id).await.map(|_| ()),
+        "lead" => super::leads::get_lead(tx, ctx, id).await.map(|_| ()),
+        "activity" => match store::undo::activity_customer(tx, id).await? {
+            Some(customer) => super::customers::get_customer(tx, ctx, customer).await.map(|_| ()),
+            None => Ok(()),
+        },
+        "contact" => match store::undo::contact_customer(tx, id).await? {
+            Some(customer) => super::customers::get_customer(tx, ctx, customer).await.map(|_| ()),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 async fn revert(tx: &mut Tx, row: &AuditEntry) -> Result<()> {

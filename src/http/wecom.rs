@@ -81,8 +81,17 @@ async fn self_register(state: &AppState, app: &App, user_id: &str) -> Result<(),
         .take(32)
         .collect::<String>()
         .to_lowercase();
-    let handle = if handle.is_empty() { format!("wecom-{}", uuid::Uuid::new_v4().simple()) } else { handle };
-    let new = crm::users::NewUser { handle: &handle, name: user_id, role: Role::Rep, team_id: None };
+    let base = if handle.is_empty() { "wecom".to_string() } else { handle.chars().take(28).collect() };
+    // Another user may have that handle already (LiLei vs lilei): add a suffix until it is free.
+    let mut handle = base.clone();
+    for n in 2..100 {
+        if matches!(crm::users::find_user(&mut tx, org.id, &handle).await, Err(crm::CrmError::NotFound(_))) {
+            break;
+        }
+        handle = format!("{base}-{n}");
+    }
+    let name: String = user_id.chars().take(50).collect();
+    let new = crm::users::NewUser { handle: &handle, name: &name, role: Role::Rep, team_id: None };
     let user = crm::users::create_user(&mut tx, &ctx, new).await?;
     crm::users::link_identity(&mut tx, &ctx, user.id, wecom::PLATFORM, &app.cfg.corp_id, user_id).await?;
     tx.commit().await?;
@@ -116,11 +125,17 @@ async fn reply_in_time(
             tracing::warn!(?deadline, "bot slower than the reply deadline; acknowledging and pushing later");
             let app = app.clone();
             tokio::spawn(async move {
-                if let Ok(Ok(reply)) = handle.await
-                    && !reply.text.is_empty()
-                    && !reply.duplicate
-                {
-                    wecom::push_late_reply(&app, &to_user, &reply.text).await;
+                match handle.await {
+                    Ok(Ok(reply)) if !reply.text.is_empty() && !reply.duplicate => {
+                        wecom::push_late_reply(&app, &to_user, &reply.text).await;
+                    }
+                    Ok(Ok(_)) => {}
+                    // WeCom already has its 200 and will not retry: this message is lost unless
+                    // the user sends it again. Say so loudly.
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, to_user, "a message acknowledged to WeCom failed afterwards")
+                    }
+                    Err(e) => tracing::error!(error = %e, to_user, "a message acknowledged to WeCom failed afterwards"),
                 }
             });
             Ok(None)

@@ -32,6 +32,11 @@ pub async fn activity_customer(tx: &mut Tx, id: i64) -> sqlx::Result<Option<i64>
         .await)
 }
 
+/// The customer of a contact.
+pub async fn contact_customer(tx: &mut Tx, id: i64) -> sqlx::Result<Option<i64>> {
+    run!(tx, |c| sqlx::query_scalar("SELECT customer_id FROM contacts WHERE id = $1").bind(id).fetch_optional(c).await)
+}
+
 /// Recomputes a customer's last contact from its remaining activities.
 pub async fn recompute_last_contacted(tx: &mut Tx, customer_id: i64) -> sqlx::Result<()> {
     let latest: Option<DateTime<Utc>> = run!(tx, |c| sqlx::query_scalar(

@@ -165,7 +165,9 @@ async fn leads_through_chat(db: Db) {
     let r = c.say(&c.w.r1, "线索 青岛某某机械 王经理 13800000000 来源 展会").await;
     let id = id_after(&r, "已登记线索");
     let r = c.say(&c.w.r2, "线索 另一家公司 +86 138-0000-0000").await;
-    assert!(r.contains("已存在") && r.contains("r1"), "dedupe names the owner: {r}");
+    assert!(r.contains("已经有人在跟进") && !r.contains("r1"), "a rep learns it is taken, not whose: {r}");
+    let r = c.say(&c.w.ma, "线索 另一家公司 138 0000 0000").await;
+    assert!(r.contains("已存在") && r.contains("r1"), "the owner's manager is told whose: {r}");
     let r = c.say(&c.w.r1, &format!("分配 #{id} 给 @r2")).await;
     assert!(r.contains("只有经理或管理员"), "{r}");
     let r = c.say(&c.w.ma, &format!("分配 #{id} 给 @r2")).await;
@@ -321,7 +323,26 @@ async fn concurrent_claims_have_one_winner(db: Db) {
     }
 }
 
+/// After a customer is handed to r2, r1 can neither undo their visit on it nor see r2's deals.
+async fn handed_over_customers_are_out_of_reach(db: Db) {
+    let c = Chat::new(db).await;
+    c.w.customer(&c.w.r1, "海尔智家").await;
+    c.say(&c.w.r1, "拜访 海尔 聊了报价，明天下午3点再跟进").await;
+    c.say(&c.w.ma, "客户 海尔 转给 @r2").await;
+    let r = c.say(&c.w.r1, "撤销").await;
+    assert!(r.contains("不归你负责"), "{r}");
+    assert_eq!((c.w.count("activities").await, c.w.count("tasks").await), (1, 1));
+    // A deal of r2's on a customer r1 owns again is not shown to r1.
+    c.say(&c.w.r2, "新商机 海尔 空调改造 88万").await;
+    c.say(&c.w.ma, "客户 海尔 转给 @r1").await;
+    let r = c.say(&c.w.r1, "客户 海尔").await;
+    assert!(r.contains("海尔智家") && !r.contains("空调改造"), "{r}");
+    let r = c.say(&c.w.ma, "客户 海尔").await;
+    assert!(r.contains("空调改造"), "the manager sees both: {r}");
+}
+
 both_backends!(
+    handed_over_customers_are_out_of_reach,
     concurrent_claims_have_one_winner,
     undo_refuses_when_someone_changed_the_record_since,
     deal_lifecycle,

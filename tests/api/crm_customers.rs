@@ -50,7 +50,11 @@ async fn duplicates_and_bad_names_are_refused(db: Db) {
         .await;
         assert!(is_conflict(&r), "{name}: {r:?}");
         let msg = r.err().map(|e| e.user_message(crm::Lang::Zh)).unwrap_or_default();
-        assert!(msg.contains("r1"), "the conflict names the owner: {msg}");
+        if who.id == w.r1.id {
+            assert!(msg.contains("r1") && msg.contains("已存在"), "the owner is told which one: {msg}");
+        } else {
+            assert!(!msg.contains("r1") && msg.contains("已经有人负责"), "others learn it is taken, not whose: {msg}");
+        }
     }
     for bad in ["", "   ", "！！！", &"长".repeat(101)] {
         let mut tx = w.tx().await;

@@ -31,8 +31,14 @@ async fn leads_are_deduplicated(db: Db) {
         let r = crm::leads::create_lead(&mut tx, &w.ctx(&w.r2), lead(company, phone)).await;
         assert!(is_conflict(&r), "{company}: {r:?}");
         let msg = r.err().map(|e| e.user_message(crm::Lang::En)).unwrap_or_default();
-        assert!(msg.contains("r1") && msg.contains(&format!("#{}", l.id)), "names the owner and lead: {msg}");
+        assert!(!msg.contains("r1") && msg.contains("already being worked"), "r2 learns it is taken, not whose: {msg}");
     }
+    // r1's manager is told whose it is.
+    let mut tx = w.tx().await;
+    let r = crm::leads::create_lead(&mut tx, &w.ctx(&w.ma), lead("别的公司", Some("13800000000"))).await;
+    let msg = r.err().map(|e| e.user_message(crm::Lang::En)).unwrap_or_default();
+    assert!(msg.contains("r1") && msg.contains(&format!("#{}", l.id)), "names the owner and lead: {msg}");
+    drop(tx);
     // A company that is already a customer.
     w.customer(&w.r3, "美的集团").await;
     let mut tx = w.tx().await;

@@ -47,7 +47,7 @@ async fn refused_messages_are_recorded_and_change_nothing(db: Db) {
     let (customers, audit_rows) = (w.count("customers").await, w.count("audit_log").await);
     // A duplicate customer: refused by the service.
     let r = bot.handle(&w.msg(&w.r2, "m1", "新客户 青岛啤酒股份有限公司")).await.expect("handled");
-    assert!(r.text.contains("已存在"), "{}", r.text);
+    assert!(r.text.contains("不能重复建"), "{}", r.text);
     // Gibberish: refused by the parser.
     let r2 = bot.handle(&w.msg(&w.r2, "m2", "asdf qwer")).await.expect("handled");
     assert!(r2.text.contains("help"), "{}", r2.text);

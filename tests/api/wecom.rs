@@ -207,6 +207,13 @@ async fn self_registration_when_allowed(db: Db) {
     let mut tx = t.w.tx().await;
     let u = crm::users::find_user(&mut tx, t.w.org.id, "newbie").await.expect("registered");
     assert_eq!(u.role, crm::Role::Rep);
+    drop(tx);
+    // A WeCom id whose handle is taken (R1 vs the existing r1) still gets an account.
+    let reply = t.say("R1", "今天", "2").await;
+    assert!(reply.contains("今天"), "{reply}");
+    let mut tx = t.w.tx().await;
+    let u = crm::users::find_user(&mut tx, t.w.org.id, "r1-2").await.expect("registered with a suffix");
+    assert_eq!(u.name, "R1");
     t.server.stop().await;
 }
 
