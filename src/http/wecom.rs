@@ -173,7 +173,20 @@ async fn receive(
     };
     match reply_in_time(&state, &app, inbound.from().to_string(), work).await? {
         Some(reply) if !reply.text.is_empty() => {
-            Ok(xml_response(wecom::passive_reply(&app, &inbound, &reply.text, now, &q.nonce)))
+            // A passive reply carries one text of at most 2,048 bytes: the first part goes back
+            // now, the rest (split on line boundaries) through the API.
+            let mut parts = wecom::client::split_for_limit(&reply.text, wecom::PASSIVE_REPLY_MAX_BYTES).into_iter();
+            let first = parts.next().unwrap_or_default();
+            let rest: Vec<String> = parts.collect();
+            if !rest.is_empty() && !reply.duplicate {
+                let (app, to) = (app.clone(), inbound.from().to_string());
+                tokio::spawn(async move {
+                    for part in rest {
+                        wecom::push_late_reply(&app, &to, &part).await;
+                    }
+                });
+            }
+            Ok(xml_response(wecom::passive_reply(&app, &inbound, &first, now, &q.nonce)))
         }
         _ => Ok(StatusCode::OK.into_response()),
     }

@@ -299,3 +299,48 @@ async fn a_slow_reply_is_acknowledged_then_pushed() {
     assert!(pushed[0].content().is_some_and(|c| c.contains("今天")), "{pushed:?}");
     server.stop().await;
 }
+
+/// A reply longer than WeCom's 2,048-byte text limit: the first part comes back passively, the
+/// rest through `message/send`, split on line boundaries, nothing lost.
+#[tokio::test]
+async fn a_long_reply_is_split_across_passive_reply_and_push() {
+    use chatcrm::platform::wecom::mock::MockWecom;
+    let t = TestDb::sqlite().await;
+    let w = world(t.db.clone()).await;
+    let mock = MockWecom::start().await;
+    let creds = MockWecom::credentials();
+    let mut s = wecom_settings(false);
+    s.wecom.api_base = mock.base_url();
+    s.wecom.apps[0].corp_id = creds.corp_id.clone();
+    s.wecom.apps[0].agent_id = creds.agent_id;
+    s.wecom.apps[0].secret = SecretString::from(creds.secret.clone());
+    let mut tx = w.tx().await;
+    let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
+    crm::users::link_identity(&mut tx, &sys, w.r1.id, "wecom", &creds.corp_id, "zhangsan").await.expect("link");
+    tx.commit().await.expect("commit");
+    let names: Vec<String> = (0..12).map(|i| format!("第{i:02}号{}", "很长的客户名称".repeat(12))).collect();
+    for n in &names {
+        w.customer(&w.r1, n).await;
+    }
+    let server = Server::start(s, t.db.clone()).await;
+    let sim = Simulator::new(TOKEN, KEY, &creds.corp_id, creds.agent_id).expect("sim");
+    let cb = sim.text("zhangsan", "我的客户", "1", t0().timestamp());
+    let r = server.send(server.client.post(server.url(&format!("{PATH}?{}", cb.query))).body(cb.body)).await;
+    let first = sim.open_reply(&r.body).expect("passive reply");
+    assert!(first.len() <= 2048, "{} bytes", first.len());
+    let mut pushed = Vec::new();
+    for _ in 0..100 {
+        pushed = mock.received();
+        if !pushed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rest: Vec<String> = pushed.iter().filter_map(|p| p.content().map(str::to_string)).collect();
+    assert!(!rest.is_empty() && rest.iter().all(|p| p.len() <= 2048), "{rest:?}");
+    let all = std::iter::once(first).chain(rest).collect::<Vec<_>>().join("\n");
+    for n in &names {
+        assert!(all.contains(n.as_str()), "{n} missing from the reply");
+    }
+    server.stop().await;
+}

@@ -21,6 +21,9 @@ use xml::Inbound;
 
 pub const PLATFORM: &str = "wecom";
 
+/// WeCom's limit for a text message's content, in UTF-8 bytes.
+pub const PASSIVE_REPLY_MAX_BYTES: usize = 2048;
+
 /// A configured app, ready to verify callbacks and push.
 pub struct App {
     pub cfg: WecomApp,
