@@ -256,6 +256,21 @@ async fn official_echostr_handshake() {
     let _ = task.await;
 }
 
+/// Settings whose WeCom app talks to `mock`, with r1 linked to the mock corp as `zhangsan`.
+async fn against_mock(w: &World, mock: &chatcrm::platform::wecom::mock::MockWecom) -> (Settings, Simulator) {
+    let creds = chatcrm::platform::wecom::mock::MockWecom::credentials();
+    let mut s = wecom_settings(false);
+    s.wecom.api_base = mock.base_url();
+    s.wecom.apps[0].corp_id = creds.corp_id.clone();
+    s.wecom.apps[0].agent_id = creds.agent_id;
+    s.wecom.apps[0].secret = SecretString::from(creds.secret.clone());
+    let mut tx = w.tx().await;
+    let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
+    crm::users::link_identity(&mut tx, &sys, w.r1.id, "wecom", &creds.corp_id, "zhangsan").await.expect("link");
+    tx.commit().await.expect("commit");
+    (s, Simulator::new(TOKEN, KEY, &creds.corp_id, creds.agent_id).expect("sim"))
+}
+
 /// When the bot misses the passive-reply deadline, WeCom gets an empty 200 at once and the reply
 /// arrives through `message/send` (on the mock WeCom). SQLite only: the bot is held up by taking
 /// SQLite's write lock on another connection.
@@ -265,19 +280,9 @@ async fn a_slow_reply_is_acknowledged_then_pushed() {
     let t = TestDb::sqlite().await;
     let w = world(t.db.clone()).await;
     let mock = MockWecom::start().await;
-    let creds = MockWecom::credentials();
-    let mut s = wecom_settings(false);
-    s.wecom.api_base = mock.base_url();
+    let (mut s, sim) = against_mock(&w, &mock).await;
     s.wecom.reply_deadline_ms = 200;
-    s.wecom.apps[0].corp_id = creds.corp_id.clone();
-    s.wecom.apps[0].agent_id = creds.agent_id;
-    s.wecom.apps[0].secret = SecretString::from(creds.secret.clone());
-    let mut tx = w.tx().await;
-    let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
-    crm::users::link_identity(&mut tx, &sys, w.r1.id, "wecom", &creds.corp_id, "zhangsan").await.expect("link");
-    tx.commit().await.expect("commit");
     let server = Server::start(s, t.db.clone()).await;
-    let sim = Simulator::new(TOKEN, KEY, &creds.corp_id, creds.agent_id).expect("sim");
 
     let lock = super::shutdown::hold_write_lock(&t.url).await;
     let cb = sim.text("zhangsan", "今天", "900", t0().timestamp());
@@ -308,22 +313,12 @@ async fn a_long_reply_is_split_across_passive_reply_and_push() {
     let t = TestDb::sqlite().await;
     let w = world(t.db.clone()).await;
     let mock = MockWecom::start().await;
-    let creds = MockWecom::credentials();
-    let mut s = wecom_settings(false);
-    s.wecom.api_base = mock.base_url();
-    s.wecom.apps[0].corp_id = creds.corp_id.clone();
-    s.wecom.apps[0].agent_id = creds.agent_id;
-    s.wecom.apps[0].secret = SecretString::from(creds.secret.clone());
-    let mut tx = w.tx().await;
-    let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
-    crm::users::link_identity(&mut tx, &sys, w.r1.id, "wecom", &creds.corp_id, "zhangsan").await.expect("link");
-    tx.commit().await.expect("commit");
+    let (s, sim) = against_mock(&w, &mock).await;
     let names: Vec<String> = (0..12).map(|i| format!("第{i:02}号{}", "很长的客户名称".repeat(12))).collect();
     for n in &names {
         w.customer(&w.r1, n).await;
     }
     let server = Server::start(s, t.db.clone()).await;
-    let sim = Simulator::new(TOKEN, KEY, &creds.corp_id, creds.agent_id).expect("sim");
     let cb = sim.text("zhangsan", "我的客户", "1", t0().timestamp());
     let r = server.send(server.client.post(server.url(&format!("{PATH}?{}", cb.query))).body(cb.body)).await;
     let first = sim.open_reply(&r.body).expect("passive reply");
