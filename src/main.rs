@@ -274,7 +274,7 @@ async fn serve(settings: Settings) -> Result<()> {
 async fn chat(settings: Settings, who: &str) -> Result<()> {
     let db = startup::open_db(&settings).await?;
     let clock = Clock::system();
-    let bot = chatcrm::bot::Bot::new(db.clone(), clock.clone()).with_undo_window(settings.undo_window());
+    let bot = chatcrm::bot::Bot::with_options(db.clone(), clock.clone(), settings.undo_window());
     let org = settings.console_org.clone();
     let (_, users) = console::users(&db, &org).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let Some(me) = users.iter().find(|u| u.handle == who.trim_start_matches('@') || u.name == who) else {

@@ -48,7 +48,7 @@ impl Application {
     pub async fn build(settings: Settings, db: Db, clock: Clock) -> Result<Self, StartupError> {
         let addr = settings.listen.clone();
         let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr, source })?;
-        let bot = Bot::new(db.clone(), clock.clone()).with_undo_window(settings.undo_window());
+        let bot = Bot::with_options(db.clone(), clock.clone(), settings.undo_window());
         let wecom = crate::platform::wecom::Apps::from_settings(&settings.wecom)?;
         let state = AppState { db, bot, clock, settings: Arc::new(settings), wecom };
         Ok(Self { listener, state })

@@ -80,15 +80,10 @@ pub(super) async fn answer_pending(
     bot: &Core,
     tx: &mut Tx,
     turn: &Turn<'_>,
-    text: &str,
+    choice: Option<usize>,
 ) -> crm::Result<Option<Outcome>> {
     let Some((raw, valid)) = turn.pending.clone() else {
         return Ok(None);
-    };
-    let local_now = turn.ctx.now.with_timezone(&turn.tz);
-    let choice = match command::parse(text, local_now).map(|p| p.command) {
-        Ok(Command::Select { choice }) => Some(choice),
-        _ => None,
     };
     if !valid {
         store::inbox::clear_pending(tx, turn.user.id).await?;
@@ -116,7 +111,7 @@ pub(super) async fn answer_pending(
         }
         Some(Pending::LostReason { deal, amount }) => {
             let reason =
-                refs::lost_reason(text).or_else(|| choice.and_then(|c| REASONS.get(c.wrapping_sub(1)).copied()));
+                refs::lost_reason(turn.text).or_else(|| choice.and_then(|c| REASONS.get(c.wrapping_sub(1)).copied()));
             store::inbox::clear_pending(tx, turn.user.id).await?;
             match reason {
                 Some(r) => {

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::clock::Clock;
-use crate::command::{self, ParseError};
+use crate::command::{self, Command, ParseError, Parsed};
 use crate::crm::{self, Actor, CrmError, Ctx, Lang, User, Via};
 use crate::store::inbox::NewInboxRow;
 use crate::store::{self, Db, Tx};
@@ -150,7 +150,8 @@ impl Bot {
         Self::with_options(db, clock, chrono::Duration::minutes(crm::undo::DEFAULT_WINDOW_MINUTES))
     }
 
-    fn with_options(db: Db, clock: Clock, undo_window: chrono::Duration) -> Self {
+    /// Like [`Bot::new`], with how far back `undo` reaches.
+    pub fn with_options(db: Db, clock: Clock, undo_window: chrono::Duration) -> Self {
         // SQLite has one writer at a time: one writer task batches messages so one fsync serves
         // many. PostgreSQL takes concurrent writers and already shares WAL flushes between
         // concurrent commits, while a long batch would hold row locks other writers wait on: there,
@@ -167,11 +168,6 @@ impl Bot {
             tokio::spawn(writer(core.clone(), rx.clone()));
         }
         Self { core, queue }
-    }
-
-    /// Changes how far back `undo` reaches (restarts the writers with the new setting).
-    pub fn with_undo_window(self, window: chrono::Duration) -> Self {
-        Self::with_options(self.core.db.clone(), self.core.clock.clone(), window)
     }
 
     pub fn db(&self) -> &Db {
@@ -398,11 +394,15 @@ impl Core {
             None => {}
         }
         let tz = self.org_tz(tx, user.org_id).await?;
-        let lang = self.language(tx, &user, &msg.text, inbox_id, now.with_timezone(&tz)).await?;
+        // Parsed once: the language, the answer to an open question and the command all come
+        // from this.
+        let local_now = now.with_timezone(&tz);
+        let parsed = command::parse(&msg.text, local_now);
+        let lang = self.language(tx, &user, &msg.text, &parsed, inbox_id, local_now).await?;
         let ctx = Ctx { actor: Actor::of(&user), via: Via::Chat, source_message_id: Some(inbox_id), now };
         let pending = store::inbox::pending(tx, user.id, now).await?;
         let turn = Turn { ctx, user: &user, lang, tz, text: &msg.text, pending };
-        let outcome = self.dispatch(tx, &turn, &msg.text).await;
+        let outcome = self.dispatch(tx, &turn, parsed).await;
         Ok(match outcome {
             Ok(Outcome::Done(text)) => Step::Keep { inbox_id, status: "done", text },
             Ok(Outcome::Rejected(text)) => Step::Refuse { user: Box::new(user), text },
@@ -432,22 +432,31 @@ impl Core {
         tx: &mut Tx,
         user: &User,
         text: &str,
+        parsed: &Result<Parsed, ParseError>,
         inbox_id: i64,
         now: DateTime<Tz>,
     ) -> Result<Lang, BotError> {
-        if let Some(lang) = lang_of(text, now) {
-            return Ok(lang);
+        if has_letters(text) {
+            return Ok(parsed_lang(parsed, text));
         }
         let previous = store::inbox::last_texts(tx, user.id, inbox_id, 5).await?;
-        Ok(previous.iter().find_map(|t| lang_of(t, now)).unwrap_or_default())
+        Ok(previous
+            .iter()
+            .filter(|t| has_letters(t))
+            .map(|t| parsed_lang(&command::parse(t, now), t))
+            .next()
+            .unwrap_or_default())
     }
 
-    async fn dispatch(&self, tx: &mut Tx, turn: &Turn<'_>, text: &str) -> crm::Result<Outcome> {
-        let local_now = turn.ctx.now.with_timezone(&turn.tz);
-        if let Some(out) = exec::answer_pending(self, tx, turn, text).await? {
+    async fn dispatch(&self, tx: &mut Tx, turn: &Turn<'_>, parsed: Result<Parsed, ParseError>) -> crm::Result<Outcome> {
+        let choice = match &parsed {
+            Ok(Parsed { command: Command::Select { choice }, .. }) => Some(*choice),
+            _ => None,
+        };
+        if let Some(out) = exec::answer_pending(self, tx, turn, choice).await? {
             return Ok(out);
         }
-        match command::parse(text, local_now) {
+        match parsed {
             Ok(p) => exec::run(self, tx, turn, p.command, None).await,
             Err(ParseError::Usage { command, detail, .. }) => {
                 Ok(Outcome::Rejected(render::usage(turn.lang, command, detail.as_ref())))
@@ -469,16 +478,18 @@ fn inbox_row<'a>(msg: &'a IncomingMessage, user: Option<&User>, now: DateTime<Ut
     }
 }
 
-/// The language a message is written in; `None` when it has no letters (a number, an emoji).
-fn lang_of(text: &str, now: DateTime<Tz>) -> Option<Lang> {
-    if !text.chars().any(char::is_alphabetic) {
-        return None;
-    }
-    Some(match command::parse(text, now) {
+/// A message with no letters (a number, an emoji) has no language of its own.
+fn has_letters(text: &str) -> bool {
+    text.chars().any(char::is_alphabetic)
+}
+
+/// The language of a parsed message: its command word's, else its script's.
+fn parsed_lang(parsed: &Result<Parsed, ParseError>, text: &str) -> Lang {
+    match parsed {
         Ok(p) => p.lang,
-        Err(ParseError::Usage { lang, .. }) => lang,
+        Err(ParseError::Usage { lang, .. }) => *lang,
         Err(ParseError::Empty) => command::detect_lang(text),
-    })
+    }
 }
 
 fn into_storage(e: CrmError) -> sqlx::Error {

@@ -125,12 +125,3 @@ pub async fn snooze_task(tx: &mut Tx, ctx: &Ctx, id: i64, until: DateTime<Utc>) 
     audit(tx, ctx, "snooze", "task", id, Some(&before), Some(&after)).await?;
     Ok(after)
 }
-
-/// Open tasks the actor owns, soonest first (for `#id` hints).
-pub async fn my_open_tasks(tx: &mut Tx, ctx: &Ctx, limit: usize) -> Result<Vec<Task>> {
-    let Some(me) = ctx.actor.user_id else { return Ok(Vec::new()) };
-    let far = ctx.now + Duration::days(3650);
-    let mut tasks = store::tasks::open_due_before(tx, ctx.org_id(), me, far).await?;
-    tasks.truncate(limit);
-    Ok(tasks)
-}

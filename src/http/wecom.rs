@@ -69,6 +69,13 @@ fn body_text(body: &Bytes) -> Result<&str, ApiError> {
 /// Makes an unknown sender a rep when the config allows it; otherwise the bot tells them how an
 /// admin links them.
 async fn self_register(state: &AppState, app: &App, user_id: &str) -> Result<(), crm::CrmError> {
+    // Almost every sender is known: check with a read before taking the write lock.
+    let mut tx = state.db.begin_read().await?;
+    let known = crm::users::resolve_identity(&mut tx, wecom::PLATFORM, &app.cfg.corp_id, user_id).await?.is_some();
+    tx.commit().await?;
+    if known {
+        return Ok(());
+    }
     let mut tx = state.db.begin().await?;
     if crm::users::resolve_identity(&mut tx, wecom::PLATFORM, &app.cfg.corp_id, user_id).await?.is_some() {
         return Ok(());

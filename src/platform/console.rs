@@ -28,15 +28,22 @@ pub async fn incoming(
     message_id: &str,
     now: DateTime<Utc>,
 ) -> crm::Result<IncomingMessage> {
-    let mut tx = db.begin().await?;
+    // A read, and a write only the first time a user talks: every console message passes here,
+    // and on SQLite a write transaction would queue behind the bot's writer.
+    let mut tx = db.begin_read().await?;
     let org = crm::orgs::org_by_name(&mut tx, org_name).await?;
     let user = crm::users::find_user(&mut tx, org.id, who).await?;
     let corp = org.id.to_string();
-    if crm::users::resolve_identity(&mut tx, PLATFORM, &corp, &user.handle).await?.is_none() {
-        let ctx = Ctx::new(Actor::system(org.id), Via::System, now);
-        crm::users::link_identity(&mut tx, &ctx, user.id, PLATFORM, &corp, &user.handle).await?;
-    }
+    let linked = crm::users::resolve_identity(&mut tx, PLATFORM, &corp, &user.handle).await?.is_some();
     tx.commit().await?;
+    if !linked {
+        let mut tx = db.begin().await?;
+        if crm::users::resolve_identity(&mut tx, PLATFORM, &corp, &user.handle).await?.is_none() {
+            let ctx = Ctx::new(Actor::system(org.id), Via::System, now);
+            crm::users::link_identity(&mut tx, &ctx, user.id, PLATFORM, &corp, &user.handle).await?;
+        }
+        tx.commit().await?;
+    }
     Ok(IncomingMessage {
         platform: PLATFORM.into(),
         corp_id: corp,

@@ -218,8 +218,3 @@ pub async fn contacts(tx: &mut Tx, customer_id: i64) -> sqlx::Result<Vec<Contact
     .fetch_all(c)
     .await)
 }
-
-/// Whether the org has no customers at all (an empty database gets the demo at `serve`).
-pub async fn count_all(tx: &mut Tx) -> sqlx::Result<i64> {
-    run!(tx, |c| sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(c).await)
-}

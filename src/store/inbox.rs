@@ -71,10 +71,6 @@ pub async fn last_texts(tx: &mut Tx, user_id: i64, before_id: i64, limit: i64) -
         .await)
 }
 
-pub async fn count(tx: &mut Tx, platform: &str) -> sqlx::Result<i64> {
-    run!(tx, |c| sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE platform = $1").bind(platform).fetch_one(c).await)
-}
-
 /// The user's open question and whether it is still valid at `now` (expired ones are kept until
 /// replaced, so the bot can say that the question expired).
 pub async fn pending(tx: &mut Tx, user_id: i64, now: DateTime<Utc>) -> sqlx::Result<Option<(serde_json::Value, bool)>> {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Tx;
-use crate::crm::model::{DealStatus, Org, Stage};
+use crate::crm::model::{Org, Stage};
 use crate::run;
 
 pub async fn insert(tx: &mut Tx, name: &str, timezone: &str, now: DateTime<Utc>) -> sqlx::Result<Org> {
@@ -61,13 +61,4 @@ pub async fn stages(tx: &mut Tx, org_id: i64) -> sqlx::Result<Vec<Stage>> {
     .bind(org_id)
     .fetch_all(c)
     .await)
-}
-
-/// Number of stages by outcome, used to refuse an org without a won/lost stage.
-pub async fn count_stages(tx: &mut Tx, org_id: i64, outcome: DealStatus) -> sqlx::Result<i64> {
-    run!(tx, |c| sqlx::query_scalar("SELECT COUNT(*) FROM stages WHERE org_id = $1 AND outcome = $2")
-        .bind(org_id)
-        .bind(outcome)
-        .fetch_one(c)
-        .await)
 }

@@ -271,6 +271,18 @@ async fn against_mock(w: &World, mock: &chatcrm::platform::wecom::mock::MockWeco
     (s, Simulator::new(TOKEN, KEY, &creds.corp_id, creds.agent_id).expect("sim"))
 }
 
+/// What the mock WeCom has received, once something arrived (pushes happen after the reply).
+async fn pushes(mock: &chatcrm::platform::wecom::mock::MockWecom) -> Vec<chatcrm::platform::wecom::mock::Received> {
+    for _ in 0..100 {
+        let received = mock.received();
+        if !received.is_empty() {
+            return received;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Vec::new()
+}
+
 /// When the bot misses the passive-reply deadline, WeCom gets an empty 200 at once and the reply
 /// arrives through `message/send` (on the mock WeCom). SQLite only: the bot is held up by taking
 /// SQLite's write lock on another connection.
@@ -291,14 +303,7 @@ async fn a_slow_reply_is_acknowledged_then_pushed() {
     assert_eq!((r.status, r.body.as_str()), (200, ""), "acknowledged without a passive reply");
     assert!(mock.received().is_empty());
     super::shutdown::release_write_lock(lock).await;
-    let mut pushed = Vec::new();
-    for _ in 0..100 {
-        pushed = mock.received();
-        if !pushed.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let pushed = pushes(&mock).await;
     assert_eq!(pushed.len(), 1, "{pushed:?}");
     assert_eq!(pushed[0].touser.as_deref(), Some("zhangsan"));
     assert!(pushed[0].content().is_some_and(|c| c.contains("今天")), "{pushed:?}");
@@ -323,14 +328,7 @@ async fn a_long_reply_is_split_across_passive_reply_and_push() {
     let r = server.send(server.client.post(server.url(&format!("{PATH}?{}", cb.query))).body(cb.body)).await;
     let first = sim.open_reply(&r.body).expect("passive reply");
     assert!(first.len() <= 2048, "{} bytes", first.len());
-    let mut pushed = Vec::new();
-    for _ in 0..100 {
-        pushed = mock.received();
-        if !pushed.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let pushed = pushes(&mock).await;
     let rest: Vec<String> = pushed.iter().filter_map(|p| p.content().map(str::to_string)).collect();
     assert!(!rest.is_empty() && rest.iter().all(|p| p.len() <= 2048), "{rest:?}");
     let all = std::iter::once(first).chain(rest).collect::<Vec<_>>().join("\n");
