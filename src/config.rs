@@ -67,6 +67,8 @@ pub struct Settings {
     pub log_level: String,
     /// WeCom (企业微信) apps and callback settings.
     pub wecom: WecomSettings,
+    /// Reminders, quiet hours, working days, cron jobs and the outbox.
+    pub schedule: crate::schedule::ScheduleSettings,
 }
 
 /// `[wecom]`: callback and push settings, and one `[[wecom.apps]]` per self-built app.
@@ -157,6 +159,7 @@ impl Default for Settings {
             log_format: "pretty".into(),
             log_level: "info".into(),
             wecom: WecomSettings::default(),
+            schedule: crate::schedule::ScheduleSettings::default(),
         }
     }
 }
@@ -243,6 +246,7 @@ impl Settings {
             ));
         }
         self.validate_wecom()?;
+        self.schedule_plan()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return Err(bad(
                 "log_level",
@@ -304,6 +308,15 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The validated `[schedule]` section.
+    pub fn schedule_plan(&self) -> Result<crate::schedule::Plan, ConfigError> {
+        crate::schedule::Plan::try_from(&self.schedule).map_err(|e| ConfigError::Invalid {
+            key: e.key,
+            env: e.env,
+            message: e.message,
+        })
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

@@ -125,6 +125,11 @@ pub fn period(now: DateTime<Utc>, tz: Tz, week: bool) -> (DateTime<Utc>, DateTim
 
 pub async fn digest(tx: &mut Tx, ctx: &Ctx, tz: Tz, week: bool) -> crm::Result<Digest> {
     let (from, to) = period(ctx.now, tz, week);
+    digest_between(tx, ctx, from, to).await
+}
+
+/// The digest of `[from, to)` as the actor may see it (their team, or the org for an admin).
+pub async fn digest_between(tx: &mut Tx, ctx: &Ctx, from: DateTime<Utc>, to: DateTime<Utc>) -> crm::Result<Digest> {
     let users: BTreeMap<i64, User> = crm::users::list_users(tx, ctx.org_id())
         .await?
         .into_iter()

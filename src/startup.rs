@@ -9,8 +9,10 @@ use tokio::net::TcpListener;
 
 use crate::bot::Bot;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{DatabaseKind, Settings};
 use crate::http::{self, AppState};
+use crate::outbox::{Dispatcher, Routes, Senders};
+use crate::schedule::Scheduler;
 use crate::store::{Db, DbOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,8 @@ pub enum StartupError {
     Serve(std::io::Error),
     #[error("{0}")]
     Wecom(#[from] crate::platform::wecom::SetupError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("seeding the demo org failed: {0}")]
     Demo(#[from] crate::crm::CrmError),
 }
@@ -41,6 +45,8 @@ pub async fn open_db(settings: &Settings) -> Result<Db, StartupError> {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// The scheduler and the outbox dispatcher, when `[schedule] enabled`.
+    background: Option<(Scheduler, Dispatcher)>,
 }
 
 impl Application {
@@ -48,10 +54,43 @@ impl Application {
     pub async fn build(settings: Settings, db: Db, clock: Clock) -> Result<Self, StartupError> {
         let addr = settings.listen.clone();
         let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr, source })?;
-        let bot = Bot::with_options(db.clone(), clock.clone(), settings.undo_window());
+        let routes = Routes::from_settings(&settings);
+        let bot = Bot::with_routes(db.clone(), clock.clone(), settings.undo_window(), routes.clone());
         let wecom = crate::platform::wecom::Apps::from_settings(&settings.wecom)?;
+        let background = if settings.schedule.enabled {
+            let plan = settings.schedule_plan()?;
+            let instance = if settings.schedule.instance_id.is_empty() {
+                crate::schedule::default_instance_id()
+            } else {
+                settings.schedule.instance_id.clone()
+            };
+            let dispatcher = Dispatcher::new(
+                db.clone(),
+                clock.clone(),
+                &instance,
+                Senders::from_wecom(&wecom),
+                plan.dispatch.clone(),
+            );
+            let scheduler = Scheduler::new(db.clone(), clock.clone(), Arc::new(plan), Arc::new(routes), &instance)
+                .notify(dispatcher.waker());
+            match db.kind() {
+                DatabaseKind::Sqlite => tracing::info!(
+                    instance,
+                    "scheduler and outbox on SQLite: run this as the only instance (use PostgreSQL for several)"
+                ),
+                DatabaseKind::Postgres => {
+                    tracing::info!(instance, "scheduler and outbox on PostgreSQL: instances share work by leases")
+                }
+            }
+            Some((scheduler, dispatcher))
+        } else {
+            tracing::info!(
+                "scheduler disabled ([schedule] enabled = false): no reminders or digests from this instance"
+            );
+            None
+        };
         let state = AppState { db, bot, clock, settings: Arc::new(settings), wecom };
-        Ok(Self { listener, state })
+        Ok(Self { listener, state, background })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -63,13 +102,38 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
         let grace = self.state.settings.shutdown_timeout();
         let app = http::router(self.state);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut workers = Vec::new();
+        if let Some((scheduler, dispatcher)) = self.background {
+            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            workers.push(tokio::spawn(scheduler.run(stopped(stop_rx.clone()))));
+            workers.push(tokio::spawn(dispatcher.run(stopped(stop_rx.clone()))));
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(true);
             let _ = tx.send(());
         };
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(signal);
+        let result = Self::serve(self.listener, app, signal, rx, grace).await;
+        // The scheduler and dispatcher finish the batch they are in.
+        for w in workers {
+            let _ = tokio::time::timeout(grace, w).await;
+        }
+        result
+    }
+
+    async fn serve(
+        listener: TcpListener,
+        app: axum::Router,
+        signal: impl Future<Output = ()> + Send + 'static,
+        rx: tokio::sync::oneshot::Receiver<()>,
+        grace: std::time::Duration,
+    ) -> Result<(), StartupError> {
+        let server = axum::serve(listener, app).with_graceful_shutdown(signal);
         let server = server.into_future();
         tokio::pin!(server);
         tokio::select! {

@@ -288,8 +288,19 @@ pub(super) async fn run(
             let user = crm::users::find_user(tx, ctx.org_id(), &to).await?;
             let l = crm::leads::assign_lead(tx, ctx, lead, user.id).await?;
             if Some(user.id) != ctx.actor.user_id {
-                let notice = render::lead_notice(&l, &turn.user.name);
-                crate::platform::console::push(tx, &user, &notice, ctx.now).await?;
+                let notice = crate::outbox::OutMessage::text(render::lead_notice(&l, &turn.user.name));
+                let target = bot.routes.target_for_user(tx, user.id).await?;
+                let key = format!("lead-assigned:{}:{}", l.id, ctx.source_message_id.unwrap_or_default());
+                let out = crate::outbox::Outgoing {
+                    org_id: Some(ctx.org_id()),
+                    user_id: Some(user.id),
+                    kind: crate::outbox::Kind::Notice,
+                    target: &target,
+                    message: &notice,
+                    dedupe_key: &key,
+                    not_before: ctx.now,
+                };
+                crate::outbox::enqueue(tx, &out, ctx.now).await?;
             }
             done(render::lead_assigned(lang, &l, &user.name))
         }

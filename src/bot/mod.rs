@@ -5,19 +5,22 @@
 //! a message already handled changes nothing and gets the same reply back.
 
 mod exec;
-mod render;
+pub(crate) mod render;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::command::{self, Command, ParseError, Parsed};
 use crate::crm::{self, Actor, CrmError, Ctx, Lang, User, Via};
+use crate::outbox::{self, Kind, OutMessage, Outgoing, Routes, Target};
 use crate::store::inbox::NewInboxRow;
 use crate::store::{self, Db, Tx};
 
@@ -95,6 +98,8 @@ pub(crate) struct Core {
     /// Most messages per transaction.
     batch: usize,
     org_tz: std::sync::Mutex<std::collections::HashMap<i64, Tz>>,
+    /// Where notices to other users (a lead assigned to them) go.
+    pub(crate) routes: Arc<Routes>,
 }
 
 /// A message that is not text for the parser.
@@ -109,8 +114,59 @@ pub enum Special {
 struct Job {
     msg: IncomingMessage,
     special: Option<Special>,
+    delivery: Option<Arc<Delivery>>,
     span: tracing::Span,
     done: oneshot::Sender<Result<Reply, BotError>>,
+}
+
+/// How a platform with a reply deadline gets the reply: passively (in the HTTP answer) if the bot
+/// is done in time, otherwise pushed through the outbox. Platform and writer agree through one
+/// atomic state, so a reply is never both answered and pushed, nor neither.
+#[derive(Debug)]
+pub struct Delivery {
+    target: Target,
+    /// A passive reply carries at most this many bytes: the first part goes passively, the rest
+    /// is pushed.
+    passive_max_bytes: usize,
+    state: AtomicU8,
+}
+
+const WAITING: u8 = 0;
+const PASSIVE: u8 = 1;
+const PUSHED: u8 = 2;
+
+impl Delivery {
+    pub fn new(target: Target, passive_max_bytes: usize) -> Arc<Self> {
+        Arc::new(Self { target, passive_max_bytes, state: AtomicU8::new(WAITING) })
+    }
+
+    /// The platform's deadline passed: true when the reply will be pushed (the caller answers
+    /// with an empty acknowledgement); false when the writer already committed to a passive reply
+    /// (the caller waits for it; its commit is under way).
+    pub fn give_up(&self) -> bool {
+        match self.state.compare_exchange(WAITING, PUSHED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => true,
+            Err(state) => state == PUSHED,
+        }
+    }
+
+    /// The parts of `text` a passive reply carries (the first) and the ones to push (the rest,
+    /// or all of them when the caller gave up).
+    fn split(&self, text: &str) -> (bool, Vec<String>) {
+        let passive = match self.state.compare_exchange(WAITING, PASSIVE, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => true,
+            Err(state) => state == PASSIVE,
+        };
+        (passive, crate::platform::wecom::client::split_for_limit(text, self.passive_max_bytes))
+    }
+
+    /// The first part of a reply, as the passive answer carries it.
+    pub fn passive_part(&self, text: &str) -> String {
+        crate::platform::wecom::client::split_for_limit(text, self.passive_max_bytes)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    }
 }
 
 /// What handling a message produced: the reply text, and whether it changed nothing because the
@@ -152,6 +208,11 @@ impl Bot {
 
     /// Like [`Bot::new`], with how far back `undo` reaches.
     pub fn with_options(db: Db, clock: Clock, undo_window: chrono::Duration) -> Self {
+        Self::with_routes(db, clock, undo_window, Routes::default())
+    }
+
+    /// Like [`Bot::with_options`], with the platform apps that reach users (for notices).
+    pub fn with_routes(db: Db, clock: Clock, undo_window: chrono::Duration, routes: Routes) -> Self {
         // SQLite has one writer at a time: one writer task batches messages so one fsync serves
         // many. PostgreSQL takes concurrent writers and already shares WAL flushes between
         // concurrent commits, while a long batch would hold row locks other writers wait on: there,
@@ -161,7 +222,8 @@ impl Bot {
             crate::config::DatabaseKind::Sqlite => (1, MAX_BATCH),
             crate::config::DatabaseKind::Postgres => (POSTGRES_WRITERS, 1),
         };
-        let core = Arc::new(Core { db, clock, undo_window, batch, org_tz: Default::default() });
+        let core =
+            Arc::new(Core { db, clock, undo_window, batch, org_tz: Default::default(), routes: Arc::new(routes) });
         let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..writers {
@@ -176,15 +238,32 @@ impl Bot {
 
     /// Handles one message: returns once its effects and the inbox row are durably committed.
     pub async fn handle(&self, msg: &IncomingMessage) -> Result<Reply, BotError> {
-        self.submit(msg, None).await
+        self.submit(msg, None, None).await
     }
 
     /// Handles a non-text message (recorded in the inbox and deduplicated like any other).
     pub async fn handle_special(&self, msg: &IncomingMessage, special: Special) -> Result<Reply, BotError> {
-        self.submit(msg, Some(special)).await
+        self.submit(msg, Some(special), None).await
     }
 
-    async fn submit(&self, msg: &IncomingMessage, special: Option<Special>) -> Result<Reply, BotError> {
+    /// Handles a message whose platform waits for the reply only so long: what the passive reply
+    /// cannot carry, or all of it once the caller gave up waiting ([`Delivery::give_up`]), is
+    /// queued in the outbox in the message's own transaction.
+    pub async fn handle_with_delivery(
+        &self,
+        msg: &IncomingMessage,
+        special: Option<Special>,
+        delivery: Arc<Delivery>,
+    ) -> Result<Reply, BotError> {
+        self.submit(msg, special, Some(delivery)).await
+    }
+
+    async fn submit(
+        &self,
+        msg: &IncomingMessage,
+        special: Option<Special>,
+        delivery: Option<Arc<Delivery>>,
+    ) -> Result<Reply, BotError> {
         let span = tracing::info_span!(
             "message",
             platform = %msg.platform,
@@ -193,7 +272,10 @@ impl Bot {
             message_id = %msg.message_id,
         );
         let (done, wait) = oneshot::channel();
-        self.queue.send(Job { msg: msg.clone(), special, span, done }).await.map_err(|_| BotError::Stopped)?;
+        self.queue
+            .send(Job { msg: msg.clone(), special, delivery, span, done })
+            .await
+            .map_err(|_| BotError::Stopped)?;
         wait.await.map_err(|_| BotError::Stopped)?
     }
 }
@@ -274,7 +356,11 @@ impl Core {
         };
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
-            results.push(self.handle_one(&mut tx, &job.msg, job.special.as_ref()).instrument(job.span.clone()).await);
+            results.push(
+                self.handle_one(&mut tx, &job.msg, job.special.as_ref(), job.delivery.as_deref())
+                    .instrument(job.span.clone())
+                    .await,
+            );
         }
         if results.iter().any(|r| matches!(r, Err(BotError::Conflict(_)))) {
             // Run again from a fresh snapshot; nothing of this attempt is kept.
@@ -298,9 +384,10 @@ impl Core {
         tx: &mut Tx,
         msg: &IncomingMessage,
         special: Option<&Special>,
+        delivery: Option<&Delivery>,
     ) -> Result<Reply, BotError> {
         store::savepoint(tx, store::Savepoint::Begin).await?;
-        match self.handle_once(tx, msg, special).await {
+        match self.handle_once(tx, msg, special, delivery).await {
             Ok(reply) => {
                 store::savepoint(tx, store::Savepoint::Release).await?;
                 Ok(reply)
@@ -321,11 +408,13 @@ impl Core {
         tx: &mut Tx,
         msg: &IncomingMessage,
         special: Option<&Special>,
+        delivery: Option<&Delivery>,
     ) -> Result<Reply, BotError> {
         let now = self.clock.now();
         match self.step(tx, msg, special, now).await? {
             Step::Keep { inbox_id, status, text } => {
                 store::inbox::finish(tx, inbox_id, status, &text).await?;
+                self.push_reply(tx, msg, delivery, &text, now).await?;
                 Ok(Reply { text, duplicate: false })
             }
             Step::Duplicate(text) => {
@@ -337,12 +426,44 @@ impl Core {
                 match store::inbox::insert(tx, &inbox_row(msg, Some(&user), now)).await? {
                     Some(id) => {
                         store::inbox::finish(tx, id, "rejected", &text).await?;
+                        self.push_reply(tx, msg, delivery, &text, now).await?;
                         Ok(Reply { text, duplicate: false })
                     }
                     None => Ok(Reply { text: self.stored_reply(tx, msg).await?, duplicate: true }),
                 }
             }
         }
+    }
+
+    /// Queues what of the reply the platform's passive answer will not carry.
+    async fn push_reply(
+        &self,
+        tx: &mut Tx,
+        msg: &IncomingMessage,
+        delivery: Option<&Delivery>,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), BotError> {
+        let Some(d) = delivery else { return Ok(()) };
+        if text.is_empty() {
+            return Ok(());
+        }
+        let (passive, parts) = d.split(text);
+        for (n, part) in parts.into_iter().enumerate().skip(usize::from(passive)) {
+            let key = format!("reply:{}:{}:{n}", msg.platform, msg.message_id);
+            let message = OutMessage::text(part);
+            let out = Outgoing {
+                org_id: None,
+                user_id: None,
+                kind: Kind::Reply,
+                target: &d.target,
+                message: &message,
+                dedupe_key: &key,
+                not_before: now,
+            };
+            outbox::enqueue(tx, &out, now).await?;
+        }
+        Ok(())
     }
 
     async fn stored_reply(&self, tx: &mut Tx, msg: &IncomingMessage) -> Result<String, BotError> {

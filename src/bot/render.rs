@@ -552,13 +552,13 @@ pub fn pipeline(lang: Lang, p: &Pipeline) -> String {
 
 pub fn digest(lang: Lang, d: &Digest, stages: &[Stage], tz: Tz, week: bool) -> String {
     let title = match (lang, week) {
-        (Lang::Zh, false) => format!("**日报** {}", d.to.with_timezone(&tz).format("%m-%d")),
+        (Lang::Zh, false) => format!("**日报** {}", d.from.with_timezone(&tz).format("%m-%d")),
         (Lang::Zh, true) => format!(
             "**周报** {} ~ {}",
             d.from.with_timezone(&tz).format("%m-%d"),
             d.to.with_timezone(&tz).format("%m-%d")
         ),
-        (Lang::En, false) => format!("**Daily digest** {}", d.to.with_timezone(&tz).format("%b %-d")),
+        (Lang::En, false) => format!("**Daily digest** {}", d.from.with_timezone(&tz).format("%b %-d")),
         (Lang::En, true) => format!(
             "**Weekly digest** {} – {}",
             d.from.with_timezone(&tz).format("%b %-d"),

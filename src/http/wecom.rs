@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::{ApiError, AppState};
-use crate::bot::{Reply, Special};
+use crate::bot::{Delivery, Reply, Special};
 use crate::crm::{self, Actor, Ctx, Role, Via};
+use crate::outbox::Target;
 use crate::platform::wecom::{self, Action, App, CallbackError, CallbackQuery, xml};
 
 pub fn router() -> Router<AppState> {
@@ -107,47 +108,40 @@ async fn self_register(state: &AppState, app: &App, user_id: &str) -> Result<(),
 }
 
 /// Runs the bot, but answers within the reply deadline: when the bot is slower, WeCom gets an
-/// empty 200 now and the reply is pushed through the API once ready.
+/// empty 200 now and the reply goes out through the outbox, queued in the message's own
+/// transaction (see [`Delivery`]).
 async fn reply_in_time(
     state: &AppState,
-    app: &Arc<App>,
-    to_user: String,
+    delivery: Arc<Delivery>,
     work: impl std::future::Future<Output = Result<Reply, crate::bot::BotError>> + Send + 'static,
 ) -> Result<Option<Reply>, ApiError> {
-    let handle = tokio::spawn(work);
+    let mut handle = tokio::spawn(work);
     let deadline = state.wecom.reply_deadline;
-    let mut handle = handle;
-    match tokio::time::timeout(deadline, &mut handle).await {
-        Ok(Ok(Ok(reply))) => Ok(Some(reply)),
-        Ok(Ok(Err(e))) => {
+    let finished = match tokio::time::timeout(deadline, &mut handle).await {
+        Ok(finished) => finished,
+        Err(_) if delivery.give_up() => {
+            tracing::warn!(?deadline, "bot slower than the reply deadline; acknowledging, the reply will be pushed");
+            return Ok(None);
+        }
+        // The writer already chose a passive reply and is committing it.
+        Err(_) => handle.await,
+    };
+    match finished {
+        Ok(Ok(reply)) => Ok(Some(reply)),
+        Ok(Err(e)) => {
             tracing::error!(error = %e, "message not handled");
             // Not stored: WeCom retries on a non-200, which is what we want.
             Err(ApiError::Unavailable("storage unavailable, retry".into()))
         }
-        Ok(Err(join)) => {
+        Err(join) => {
             tracing::error!(error = %join, "bot task failed");
             Err(ApiError::Unavailable("internal error, retry".into()))
         }
-        Err(_) => {
-            tracing::warn!(?deadline, "bot slower than the reply deadline; acknowledging and pushing later");
-            let app = app.clone();
-            tokio::spawn(async move {
-                match handle.await {
-                    Ok(Ok(reply)) if !reply.text.is_empty() && !reply.duplicate => {
-                        wecom::push_late_reply(&app, &to_user, &reply.text).await;
-                    }
-                    Ok(Ok(_)) => {}
-                    // WeCom already has its 200 and will not retry: this message is lost unless
-                    // the user sends it again. Say so loudly.
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, to_user, "a message acknowledged to WeCom failed afterwards")
-                    }
-                    Err(e) => tracing::error!(error = %e, to_user, "a message acknowledged to WeCom failed afterwards"),
-                }
-            });
-            Ok(None)
-        }
     }
+}
+
+fn reply_target(app: &App, to_user: &str) -> Target {
+    Target { platform: wecom::PLATFORM.into(), app: app.cfg.name.clone(), recipient: to_user.to_string() }
 }
 
 fn xml_response(body: String) -> Response {
@@ -167,32 +161,24 @@ async fn receive(
     if state.wecom.self_register && !inbound.from().is_empty() {
         self_register(&state, &app, inbound.from()).await.map_err(|e| ApiError::from_crm(e, crm::Lang::Zh))?;
     }
-    let bot = state.bot.clone();
-    let work: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = match wecom::action(&app, &inbound, now)
-    {
+    let (msg, special) = match wecom::action(&app, &inbound, now) {
         Action::Ignore => return Ok(StatusCode::OK.into_response()),
-        Action::Text(msg) => Box::pin(async move { bot.handle(&msg).await }),
-        Action::Fixed(msg, text) => Box::pin(async move { bot.handle_special(&msg, Special::Reply(text)).await }),
+        Action::Text(msg) => (msg, None),
+        Action::Fixed(msg, text) => (msg, Some(Special::Reply(text))),
         Action::Location(msg, label) => {
             let window = chrono::Duration::minutes(state.wecom.location_window_minutes);
-            Box::pin(async move { bot.handle_special(&msg, Special::Location { label, window }).await })
+            (msg, Some(Special::Location { label, window }))
         }
     };
-    match reply_in_time(&state, &app, inbound.from().to_string(), work).await? {
+    // A passive reply carries one text of at most 2,048 bytes: the first part goes back now, the
+    // rest (split on line boundaries) through the outbox.
+    let delivery = Delivery::new(reply_target(&app, inbound.from()), wecom::PASSIVE_REPLY_MAX_BYTES);
+    let bot = state.bot.clone();
+    let d = delivery.clone();
+    let work = async move { bot.handle_with_delivery(&msg, special, d).await };
+    match reply_in_time(&state, delivery.clone(), work).await? {
         Some(reply) if !reply.text.is_empty() => {
-            // A passive reply carries one text of at most 2,048 bytes: the first part goes back
-            // now, the rest (split on line boundaries) through the API.
-            let mut parts = wecom::client::split_for_limit(&reply.text, wecom::PASSIVE_REPLY_MAX_BYTES).into_iter();
-            let first = parts.next().unwrap_or_default();
-            let rest: Vec<String> = parts.collect();
-            if !rest.is_empty() && !reply.duplicate {
-                let (app, to) = (app.clone(), inbound.from().to_string());
-                tokio::spawn(async move {
-                    for part in rest {
-                        wecom::push_late_reply(&app, &to, &part).await;
-                    }
-                });
-            }
+            let first = delivery.passive_part(&reply.text);
             Ok(xml_response(wecom::passive_reply(&app, &inbound, &first, now, &q.nonce)))
         }
         _ => Ok(StatusCode::OK.into_response()),
@@ -231,8 +217,11 @@ async fn receive_robot(
         received_at: now,
     };
     let bot = state.bot.clone();
-    let Some(reply) = reply_in_time(&state, &app, m.from_user.clone(), async move { bot.handle(&msg).await }).await?
-    else {
+    // The group gets the whole reply passively; only a late one is pushed (to the sender).
+    let delivery = Delivery::new(reply_target(&app, &m.from_user), usize::MAX);
+    let d = delivery.clone();
+    let work = async move { bot.handle_with_delivery(&msg, None, d).await };
+    let Some(reply) = reply_in_time(&state, delivery, work).await? else {
         return Ok(StatusCode::OK.into_response());
     };
     if reply.text.is_empty() {

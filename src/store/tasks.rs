@@ -28,8 +28,9 @@ pub struct NewTaskRow<'a> {
 
 pub async fn insert(tx: &mut Tx, r: &NewTaskRow<'_>) -> sqlx::Result<i64> {
     run!(tx, |c| sqlx::query_scalar(
-        "INSERT INTO tasks (org_id, owner_id, title, due_at, customer_id, deal_id, origin, status, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8) RETURNING id"
+        "INSERT INTO tasks (org_id, owner_id, title, due_at, customer_id, deal_id, origin, status, created_at,
+                            remind_at, remind_exact)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $4, $9) RETURNING id"
     )
     .bind(r.org_id)
     .bind(r.owner_id)
@@ -39,6 +40,8 @@ pub async fn insert(tx: &mut Tx, r: &NewTaskRow<'_>) -> sqlx::Result<i64> {
     .bind(r.deal_id)
     .bind(r.origin)
     .bind(r.now)
+    // A time the user chose is kept even inside quiet hours; a rule's is not.
+    .bind(matches!(r.origin, TaskOrigin::Manual | TaskOrigin::Activity))
     .fetch_one(c)
     .await)
 }
@@ -65,6 +68,9 @@ pub async fn open_due_before(tx: &mut Tx, org_id: i64, owner_id: i64, until: Dat
     .await)
 }
 
+/// Sets a task's status and due time, keeping its reminder in step: a closed task has none; an
+/// open task whose due time moved is reminded at the new time; an open task never reminded (e.g. a
+/// completion that was undone) is armed again.
 pub async fn set_status(
     tx: &mut Tx,
     org_id: i64,
@@ -74,13 +80,23 @@ pub async fn set_status(
     due_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     run!(tx, |c| sqlx::query(
-        "UPDATE tasks SET status = $3, completed_at = $4, due_at = $5 WHERE org_id = $1 AND id = $2"
+        "UPDATE tasks SET status = $3, completed_at = $4,
+                remind_at = CASE WHEN $3 <> 'open' THEN NULL
+                                 WHEN due_at <> $5 THEN $5
+                                 WHEN remind_at IS NULL AND reminded_at IS NULL THEN $5
+                                 ELSE remind_at END,
+                remind_exact = CASE WHEN $3 = 'open' AND due_at <> $5 THEN $6 ELSE remind_exact END,
+                reminded_at = CASE WHEN $3 = 'open' AND due_at <> $5 THEN NULL ELSE reminded_at END,
+                due_at = $5
+         WHERE org_id = $1 AND id = $2"
     )
     .bind(org_id)
     .bind(id)
     .bind(status)
     .bind(completed_at)
     .bind(due_at)
+    // Moving a task is the user choosing its time.
+    .bind(true)
     .execute(c)
     .await
     .map(|_| ()))

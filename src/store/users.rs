@@ -124,3 +124,13 @@ pub async fn by_identity(
     .fetch_optional(c)
     .await)
 }
+
+/// A user's chat identities as (platform, corp id, platform user id), oldest first.
+pub async fn identities_of(tx: &mut Tx, user_id: i64) -> sqlx::Result<Vec<(String, String, String)>> {
+    run!(tx, |c| sqlx::query_as(
+        "SELECT platform, corp_id, platform_user_id FROM chat_identities WHERE user_id = $1 ORDER BY id"
+    )
+    .bind(user_id)
+    .fetch_all(c)
+    .await)
+}

@@ -172,6 +172,8 @@ async fn leads_through_chat(db: Db) {
     assert!(r.contains("只有经理或管理员"), "{r}");
     let r = c.say(&c.w.ma, &format!("分配 #{id} 给 @r2")).await;
     assert!(r.contains("已分配给 r2"), "{r}");
+    // The notice is queued with the assignment and delivered by the outbox.
+    assert_eq!(crate::helpers::drain_outbox(&c.w.db).await.sent, 1);
     let pushes = chatcrm::platform::console::pushes(&c.w.db, "Org One", "r2", 0).await.expect("pushes");
     assert!(pushes.iter().any(|p| p.text.contains(&format!("#{id}")) && p.text.contains("ma")), "{pushes:?}");
     let r = c.say(&c.w.r2, &format!("转化 #{id}")).await;

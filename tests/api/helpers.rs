@@ -238,3 +238,15 @@ pub fn is_invalid<T: std::fmt::Debug>(r: &Result<T, crm::CrmError>) -> bool {
 pub fn is_conflict<T: std::fmt::Debug>(r: &Result<T, crm::CrmError>) -> bool {
     matches!(r, Err(crm::CrmError::Conflict(_)))
 }
+
+/// Delivers every due outbox message (console only: no platform senders), as of now.
+pub async fn drain_outbox(db: &Db) -> chatcrm::outbox::dispatch::DispatchReport {
+    let d = chatcrm::outbox::Dispatcher::new(
+        db.clone(),
+        Clock::system(),
+        "test",
+        chatcrm::outbox::Senders::default(),
+        chatcrm::outbox::DispatchConfig::default(),
+    );
+    d.drain().await.expect("drain outbox")
+}

@@ -23,8 +23,12 @@ pub const ORG: &str = "演示公司";
 pub const HAIER: &str = "海尔智家股份有限公司";
 
 /// Server settings for tests: any free port, the demo org as the console org.
+/// Test server settings. The scheduler is off unless a test turns it on: it would push the demo
+/// org's overdue reminders into consoles that tests expect empty.
 pub fn settings() -> Settings {
-    Settings { listen: "127.0.0.1:0".into(), console_org: ORG.into(), ..Settings::default() }
+    let mut s = Settings { listen: "127.0.0.1:0".into(), console_org: ORG.into(), ..Settings::default() };
+    s.schedule.enabled = false;
+    s
 }
 
 /// Seeds the demo org at the fixed test time (committed).

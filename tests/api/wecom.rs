@@ -264,6 +264,8 @@ async fn against_mock(w: &World, mock: &chatcrm::platform::wecom::mock::MockWeco
     s.wecom.apps[0].corp_id = creds.corp_id.clone();
     s.wecom.apps[0].agent_id = creds.agent_id;
     s.wecom.apps[0].secret = SecretString::from(creds.secret.clone());
+    // The outbox dispatcher delivers pushed replies to the mock.
+    s.schedule.enabled = true;
     let mut tx = w.tx().await;
     let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
     crm::users::link_identity(&mut tx, &sys, w.r1.id, "wecom", &creds.corp_id, "zhangsan").await.expect("link");

@@ -83,6 +83,10 @@ impl Apps {
         self.by_name.get(name).cloned()
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_name.values()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
@@ -212,6 +216,11 @@ pub fn action(app: &App, inbound: &Inbound, now: DateTime<Utc>) -> Action {
                     "这个菜单还没有绑定命令。发「帮助」看全部命令。".into(),
                 ),
             },
+            // A button of a reminder card: "done-12" / "snooze-12" become the commands.
+            "template_card_event" => match event_key.as_deref().and_then(card_command) {
+                Some(text) => Action::Text(incoming(app, inbound, text, now)),
+                None => Action::Ignore,
+            },
             _ => Action::Ignore,
         },
         Inbound::Other { msg_type, .. } => Action::Fixed(
@@ -227,12 +236,13 @@ pub fn passive_reply(app: &App, inbound: &Inbound, text: &str, now: DateTime<Utc
     app.crypto.reply_envelope(&plain, &now.timestamp().to_string(), nonce)
 }
 
-/// Delivers a reply that missed the passive-reply deadline through `message/send`. Best effort:
-/// the durable outbox with retries is separate work (issue 5); a failure is logged, and the reply
-/// stays in the inbox, so a WeCom retry of the message gets it passively.
-pub async fn push_late_reply(app: &App, to_user: &str, text: &str) {
-    match app.client.send(to_user, &client::Message::Text(text.to_string())).await {
-        Ok(_) => tracing::info!(app = %app.cfg.name, "late reply pushed"),
-        Err(e) => tracing::error!(app = %app.cfg.name, error = %e, "pushing a late reply failed"),
+/// The command a reminder card's button stands for.
+fn card_command(key: &str) -> Option<String> {
+    let (action, id) = key.split_once('-')?;
+    let id: u64 = id.parse().ok()?;
+    match action {
+        "done" => Some(format!("完成 #{id}")),
+        "snooze" => Some(format!("推迟 #{id} 1天")),
+        _ => None,
     }
 }

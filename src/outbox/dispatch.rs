@@ -1,0 +1,317 @@
+//! Delivers queued messages: claim a batch with a lease, send concurrently, record the outcomes.
+//!
+//! At least once: a message is marked sent only after the platform accepted it, so a crash between
+//! the two sends it again once the lease expires. WeCom app messages carry
+//! `enable_duplicate_check`, with which WeCom drops that second copy; console messages are
+//! delivered inside the transaction that marks them sent, so they arrive exactly once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore};
+
+use super::OutMessage;
+use crate::clock::Clock;
+use crate::platform::wecom::client::{ErrorClass, Message, PushError, WecomClient};
+use crate::platform::{console, wecom};
+use crate::store::outbox::OutboxRow;
+use crate::store::{self, Db, Tx};
+
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// Most messages claimed at once.
+    pub batch: i64,
+    /// How long a claim holds; an instance that dies mid-send loses its claim after this.
+    pub lease: Duration,
+    /// A message still failing after this many attempts is dead-lettered.
+    pub max_attempts: i64,
+    /// First retry delay; doubled per attempt, with jitter, up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Sends in flight at once.
+    pub concurrency: usize,
+    /// How often an idle dispatcher looks for due messages.
+    pub poll: Duration,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            batch: 256,
+            lease: Duration::from_secs(60),
+            max_attempts: 8,
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(3600),
+            concurrency: 32,
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The push clients, by platform app name.
+#[derive(Clone, Default)]
+pub struct Senders {
+    wecom: HashMap<String, WecomClient>,
+}
+
+impl Senders {
+    pub fn from_wecom(apps: &wecom::Apps) -> Self {
+        Self { wecom: apps.iter().map(|app| (app.cfg.name.clone(), app.client.clone())).collect() }
+    }
+
+    pub fn with_wecom(mut self, app: &str, client: WecomClient) -> Self {
+        self.wecom.insert(app.to_string(), client);
+        self
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug)]
+enum Outcome {
+    Sent,
+    /// Delivered by the record transaction itself (console).
+    Local(OutMessage),
+    Retry {
+        error: String,
+        after: Option<Duration>,
+        attempted: bool,
+    },
+    Fatal(String),
+}
+
+/// What one [`Dispatcher::run_once`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchReport {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub dead: usize,
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    db: Db,
+    clock: Clock,
+    instance: Arc<str>,
+    senders: Senders,
+    cfg: DispatchConfig,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(db: Db, clock: Clock, instance: &str, senders: Senders, cfg: DispatchConfig) -> Self {
+        Self { db, clock, instance: instance.into(), senders, cfg, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Wakes the running dispatcher (after something was queued).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Claims one batch of due messages, sends them and records the outcomes.
+    pub async fn run_once(&self) -> Result<DispatchReport, sqlx::Error> {
+        let now = self.clock.now();
+        let lease = chrono::Duration::from_std(self.cfg.lease).unwrap_or(chrono::Duration::seconds(60));
+        let rows = {
+            let mut tx = self.db.begin().await?;
+            let rows = store::outbox::claim(&mut tx, now, now + lease, &self.instance, self.cfg.batch).await?;
+            tx.commit().await?;
+            rows
+        };
+        let mut report = DispatchReport { claimed: rows.len(), ..Default::default() };
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        let outcomes = self.send_all(&rows).await;
+        let now = self.clock.now();
+        let mut tx = self.db.begin().await?;
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            match self.record(&mut tx, row, outcome, now).await? {
+                Recorded::Sent => report.sent += 1,
+                Recorded::Retry => report.retried += 1,
+                Recorded::Dead => report.dead += 1,
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Runs batches until nothing is due (for tests and the CLI).
+    pub async fn drain(&self) -> Result<DispatchReport, sqlx::Error> {
+        let mut total = DispatchReport::default();
+        loop {
+            let r = self.run_once().await?;
+            total.claimed += r.claimed;
+            total.sent += r.sent;
+            total.retried += r.retried;
+            total.dead += r.dead;
+            if r.claimed == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Dispatches until `stop` resolves.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        tracing::info!(instance = %self.instance, "outbox dispatcher started");
+        tokio::pin!(stop);
+        loop {
+            let busy = match self.run_once().await {
+                Ok(r) => {
+                    if r.claimed > 0 {
+                        tracing::debug!(?r, "outbox batch");
+                    }
+                    r.claimed as i64 >= self.cfg.batch
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox dispatch failed; retrying shortly");
+                    false
+                }
+            };
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                () = &mut stop => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.cfg.poll) => {}
+            }
+        }
+        tracing::info!("outbox dispatcher stopped");
+    }
+
+    async fn send_all(&self, rows: &[OutboxRow]) -> Vec<Outcome> {
+        let limit = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
+        let mut handles = Vec::with_capacity(rows.len());
+        for row in rows {
+            let message: OutMessage = match serde_json::from_str(&row.body) {
+                Ok(m) => m,
+                Err(e) => {
+                    handles.push(Err(Outcome::Fatal(format!("unreadable message body: {e}"))));
+                    continue;
+                }
+            };
+            match row.platform.as_str() {
+                console::PLATFORM => handles.push(Err(Outcome::Local(message))),
+                wecom::PLATFORM => {
+                    let Some(client) = self.senders.wecom.get(&row.app).cloned() else {
+                        handles.push(Err(Outcome::Fatal(format!("no WeCom app `{}` is configured", row.app))));
+                        continue;
+                    };
+                    let (to, limit) = (row.recipient.clone(), limit.clone());
+                    handles.push(Ok(tokio::spawn(async move {
+                        let _permit = limit.acquire_owned().await;
+                        client.send(&to, &wecom_message(&message)).await
+                    })));
+                }
+                other => handles.push(Err(Outcome::Fatal(format!("unknown platform `{other}`")))),
+            }
+        }
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for h in handles {
+            outcomes.push(match h {
+                Err(outcome) => outcome,
+                Ok(join) => match join.await {
+                    Ok(Ok(_)) => Outcome::Sent,
+                    Ok(Err(e)) => push_outcome(&e),
+                    Err(e) => Outcome::Retry { error: format!("send task failed: {e}"), after: None, attempted: true },
+                },
+            });
+        }
+        outcomes
+    }
+
+    async fn record(
+        &self,
+        tx: &mut Tx,
+        row: &OutboxRow,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, sqlx::Error> {
+        let id = row.id;
+        let outcome = match outcome {
+            Outcome::Local(message) => match (row.org_id, row.recipient.parse::<i64>()) {
+                (Some(org_id), Ok(user_id)) => {
+                    // Only when this instance still holds the lease: the push and the mark commit together.
+                    if store::outbox::mark_sent(tx, id, &self.instance, now).await? {
+                        store::inbox::insert_push(tx, org_id, user_id, &message.text, now).await?;
+                    }
+                    return Ok(Recorded::Sent);
+                }
+                _ => Outcome::Fatal(format!("console message without org or user (recipient `{}`)", row.recipient)),
+            },
+            other => other,
+        };
+        match outcome {
+            Outcome::Sent | Outcome::Local(_) => {
+                store::outbox::mark_sent(tx, id, &self.instance, now).await?;
+                Ok(Recorded::Sent)
+            }
+            Outcome::Retry { error, after, attempted } => {
+                let attempts = row.attempts + i64::from(attempted);
+                if attempts >= self.cfg.max_attempts {
+                    tracing::error!(
+                        outbox = id,
+                        attempts,
+                        error,
+                        "outbox message dead-lettered after its last attempt"
+                    );
+                    store::outbox::mark_dead(tx, id, &self.instance, &error).await?;
+                    return Ok(Recorded::Dead);
+                }
+                let delay = after.unwrap_or_else(|| self.backoff(attempts));
+                let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
+                tracing::warn!(outbox = id, attempts, error, retry_at = %next, "outbox message not delivered; will retry");
+                store::outbox::mark_retry(tx, id, &self.instance, next, &error, attempted).await?;
+                Ok(Recorded::Retry)
+            }
+            Outcome::Fatal(error) => {
+                tracing::error!(outbox = id, error, "outbox message cannot be delivered; dead-lettered");
+                store::outbox::mark_dead(tx, id, &self.instance, &error).await?;
+                Ok(Recorded::Dead)
+            }
+        }
+    }
+
+    /// `base · 2^(attempts-1)`, capped, times a random factor in [0.5, 1] so that many messages that
+    /// failed together do not all come back at the same instant.
+    fn backoff(&self, attempts: i64) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+        let raw = self.cfg.backoff_base.saturating_mul(2u32.saturating_pow(exp)).min(self.cfg.backoff_max);
+        let factor: f64 = rand::rng().random_range(0.5..=1.0);
+        raw.mul_f64(factor)
+    }
+}
+
+enum Recorded {
+    Sent,
+    Retry,
+    Dead,
+}
+
+fn push_outcome(e: &PushError) -> Outcome {
+    match e.class() {
+        ErrorClass::Retry => Outcome::Retry {
+            error: e.to_string(),
+            after: e.retry_after(),
+            // A local rate limit made no request; it does not use up an attempt.
+            attempted: !matches!(e, PushError::RateLimited { .. }),
+        },
+        ErrorClass::Fatal => Outcome::Fatal(e.to_string()),
+    }
+}
+
+fn wecom_message(m: &OutMessage) -> Message {
+    match &m.card {
+        Some(card) => Message::ButtonCard {
+            title: card.title.clone(),
+            description: card.description.clone(),
+            task_key: card.key.clone(),
+            buttons: card.buttons.clone(),
+        },
+        None => Message::Text(m.text.clone()),
+    }
+}

@@ -1,0 +1,153 @@
+//! The transactional outbox: everything chatcrm sends on its own initiative.
+//!
+//! A reminder, a digest, a notice or a reply pushed after the platform's reply deadline is queued
+//! with [`enqueue`] inside the transaction of the change that caused it, so the change and the
+//! message commit together or not at all. The [`Dispatcher`](dispatch::Dispatcher) delivers queued
+//! messages through the platform push clients, at least once, with retries, backoff and dead
+//! letters; the dedupe key keeps a message from being queued twice.
+
+pub mod dispatch;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::platform::{console, wecom};
+use crate::store::outbox::NewOutboxRow;
+use crate::store::{self, Tx};
+
+pub use dispatch::{DispatchConfig, Dispatcher, Senders};
+
+/// Why a message is sent; shown by `chatcrm outbox list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Reply,
+    Reminder,
+    Digest,
+    Notice,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Reply => "reply",
+            Kind::Reminder => "reminder",
+            Kind::Digest => "digest",
+            Kind::Notice => "notice",
+        }
+    }
+}
+
+/// What is sent, independent of the platform. Platforms that have interactive cards show `card`;
+/// the others (and the console) show `text`, which always says how to act by typing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutMessage {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<Card>,
+}
+
+/// An interactive card: a title, a short description and buttons `(key, label)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    pub title: String,
+    pub description: String,
+    /// Unique per card (WeCom's `task_id`).
+    pub key: String,
+    pub buttons: Vec<(String, String)>,
+}
+
+impl OutMessage {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self { text: text.into(), card: None }
+    }
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `console` or `wecom`.
+    pub platform: String,
+    /// The configured app name (WeCom); empty for the console.
+    pub app: String,
+    /// The platform's user id (WeCom userid); the chatcrm user id for the console.
+    pub recipient: String,
+}
+
+/// Which configured platform app reaches which chat identities.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    /// (app name, corp id) of each WeCom app.
+    wecom: Vec<(String, String)>,
+}
+
+impl Routes {
+    pub fn from_settings(s: &crate::config::Settings) -> Self {
+        Self { wecom: s.wecom.apps.iter().map(|a| (a.name.clone(), a.corp_id.clone())).collect() }
+    }
+
+    pub fn with_wecom_app(mut self, name: &str, corp_id: &str) -> Self {
+        self.wecom.push((name.to_string(), corp_id.to_string()));
+        self
+    }
+
+    /// Where to reach a user: their WeCom identity when an app for its corp is configured,
+    /// otherwise the console.
+    pub async fn target_for_user(&self, tx: &mut Tx, user_id: i64) -> sqlx::Result<Target> {
+        let identities = store::users::identities_of(tx, user_id).await?;
+        for (platform, corp_id, platform_user_id) in &identities {
+            if platform == wecom::PLATFORM
+                && let Some((app, _)) = self.wecom.iter().find(|(_, corp)| corp == corp_id)
+            {
+                return Ok(Target {
+                    platform: wecom::PLATFORM.into(),
+                    app: app.clone(),
+                    recipient: platform_user_id.clone(),
+                });
+            }
+        }
+        Ok(Target { platform: console::PLATFORM.into(), app: String::new(), recipient: user_id.to_string() })
+    }
+}
+
+/// A message to queue.
+pub struct Outgoing<'a> {
+    pub org_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub kind: Kind,
+    pub target: &'a Target,
+    pub message: &'a OutMessage,
+    /// Queued once per key, ever: e.g. `reminder:42:2026-11-24T07:00:00Z`.
+    pub dedupe_key: &'a str,
+    /// Not sent before this.
+    pub not_before: DateTime<Utc>,
+}
+
+/// Queues a message in the caller's transaction. Text over the platform's size limit becomes
+/// several messages (keys suffixed `#2`, `#3`, …). Returns false when the key was queued before.
+pub async fn enqueue(tx: &mut Tx, out: &Outgoing<'_>, now: DateTime<Utc>) -> sqlx::Result<bool> {
+    let parts = if out.target.platform == wecom::PLATFORM && out.message.card.is_none() {
+        wecom::client::split_for_limit(&out.message.text, wecom::client::TEXT_MAX_BYTES)
+    } else {
+        vec![out.message.text.clone()]
+    };
+    let mut queued = false;
+    for (n, part) in parts.into_iter().enumerate() {
+        let message = OutMessage { text: part, card: out.message.card.clone() };
+        let body = serde_json::to_string(&message).unwrap_or_default();
+        let key = if n == 0 { out.dedupe_key.to_string() } else { format!("{}#{}", out.dedupe_key, n + 1) };
+        let row = NewOutboxRow {
+            org_id: out.org_id,
+            user_id: out.user_id,
+            kind: out.kind.as_str(),
+            platform: &out.target.platform,
+            app: &out.target.app,
+            recipient: &out.target.recipient,
+            body: &body,
+            dedupe_key: &key,
+            not_before: out.not_before,
+            now,
+        };
+        queued |= store::outbox::insert(tx, &row).await?;
+    }
+    Ok(queued)
+}

@@ -1,0 +1,305 @@
+//! Cron jobs: digests, follow-up rules, stuck deals and overdue summaries.
+//!
+//! A job runs once per scheduled time and org, claimed by inserting its `job_runs` row in the
+//! transaction that does the work: a second instance blocks on that key, then skips. After
+//! downtime only the latest missed occurrence runs (once).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::{Job, Scheduler};
+use crate::bot::{format_time, render};
+use crate::crm::{self, Actor, Ctx, Grade, Lang, Org, Role, TaskOrigin, User, Via};
+use crate::outbox::{self, Kind, OutMessage, Outgoing};
+use crate::store::{self, Tx};
+
+/// Runs every job due for every org. Returns (runs, messages queued).
+pub(super) async fn run_due(s: &Scheduler, now: DateTime<Utc>) -> crm::Result<(usize, usize)> {
+    if s.plan.jobs.is_empty() {
+        return Ok((0, 0));
+    }
+    let orgs = {
+        let mut tx = s.db.begin_read().await?;
+        let orgs = store::orgs::list(&mut tx).await?;
+        tx.commit().await?;
+        orgs
+    };
+    let (mut runs, mut queued) = (0, 0);
+    for org in &orgs {
+        let tz = org.tz();
+        for (job, cron) in &s.plan.jobs {
+            let after = match s.last_run(*job, org.id) {
+                Some(at) => at,
+                None => {
+                    let mut tx = s.db.begin_read().await?;
+                    let last = store::schedule::last_job_run(&mut tx, job.key(), org.id).await?;
+                    tx.commit().await?;
+                    let at = last.unwrap_or(s.started);
+                    s.set_last_run(*job, org.id, at);
+                    at
+                }
+            };
+            let Some(scheduled) = cron.latest_due(after, now, tz) else { continue };
+            let mut tx = s.db.begin().await?;
+            if !store::schedule::claim_job_run(&mut tx, job.key(), org.id, scheduled, &s.instance, now).await? {
+                tx.rollback().await?;
+                s.set_last_run(*job, org.id, scheduled);
+                continue;
+            }
+            let workday = s.org_plan(org).calendar.is_workday(scheduled.with_timezone(&tz).date_naive());
+            let (outcome, n) = if job.workdays_only() && !workday {
+                ("skipped: not a working day".to_string(), 0)
+            } else {
+                let n = run_job(s, &mut tx, *job, org, scheduled, now).await?;
+                (format!("ok: {n} messages"), n)
+            };
+            store::schedule::finish_job_run(&mut tx, job.key(), org.id, scheduled, &outcome).await?;
+            tx.commit().await?;
+            s.set_last_run(*job, org.id, scheduled);
+            tracing::info!(job = job.key(), org = org.id, %scheduled, outcome, "scheduled job ran");
+            runs += 1;
+            queued += n;
+        }
+    }
+    Ok((runs, queued))
+}
+
+async fn run_job(
+    s: &Scheduler,
+    tx: &mut Tx,
+    job: Job,
+    org: &Org,
+    scheduled: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> crm::Result<usize> {
+    match job {
+        Job::DailyDigest => digests(s, tx, org, scheduled, now, false).await,
+        Job::WeeklyDigest => digests(s, tx, org, scheduled, now, true).await,
+        Job::FollowUp => follow_up(s, tx, org, now).await,
+        Job::StuckDeals => stuck_deals(s, tx, org, now).await,
+        Job::OverdueTasks => overdue(s, tx, org, scheduled, now).await,
+    }
+}
+
+/// A message for one user, queued once per key.
+struct Note {
+    user_id: i64,
+    kind: Kind,
+    message: OutMessage,
+    key: String,
+}
+
+/// Queues a message for a user; true when it was new.
+async fn send_to(s: &Scheduler, tx: &mut Tx, org: &Org, note: Note, now: DateTime<Utc>) -> crm::Result<bool> {
+    let target = s.routes.target_for_user(tx, note.user_id).await?;
+    let out = Outgoing {
+        org_id: Some(org.id),
+        user_id: Some(note.user_id),
+        kind: note.kind,
+        target: &target,
+        message: &note.message,
+        dedupe_key: &note.key,
+        not_before: now,
+    };
+    Ok(outbox::enqueue(tx, &out, now).await?)
+}
+
+/// Local midnight of the day `at` falls on.
+fn start_of_day(at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    let day = at.with_timezone(&tz).date_naive();
+    tz.from_local_datetime(&day.and_time(NaiveTime::MIN)).earliest().map_or(at, |d| d.with_timezone(&Utc))
+}
+
+/// Each manager gets their team's digest, each admin the org's: yesterday (daily) or the last
+/// seven days (weekly), up to local midnight of the scheduled day.
+async fn digests(
+    s: &Scheduler,
+    tx: &mut Tx,
+    org: &Org,
+    scheduled: DateTime<Utc>,
+    now: DateTime<Utc>,
+    week: bool,
+) -> crm::Result<usize> {
+    let tz = org.tz();
+    let to = start_of_day(scheduled, tz);
+    let day = to.with_timezone(&tz).date_naive();
+    let from_day = day.checked_sub_days(Days::new(if week { 7 } else { 1 })).unwrap_or(day);
+    let from =
+        tz.from_local_datetime(&from_day.and_time(NaiveTime::MIN)).earliest().map_or(to, |d| d.with_timezone(&Utc));
+    let stages = crm::orgs::stages(tx, org.id).await?;
+    let mut n = 0;
+    for user in crm::users::list_users(tx, org.id).await? {
+        if !user.active || user.role == Role::Rep {
+            continue;
+        }
+        let ctx = Ctx::new(Actor::of(&user), Via::System, now);
+        let d = crate::report::digest_between(tx, &ctx, from, to).await?;
+        let text = render::digest(Lang::Zh, &d, &stages, tz, week);
+        let key = format!("digest:{}:{}:{}", if week { "weekly" } else { "daily" }, user.id, scheduled.timestamp());
+        if send_to(s, tx, org, Note { user_id: user.id, kind: Kind::Digest, message: OutMessage::text(text), key }, now)
+            .await?
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn grade_days(s: &Scheduler, g: Grade) -> i64 {
+    match g {
+        Grade::A => s.plan.follow_up_days[0],
+        Grade::B => s.plan.follow_up_days[1],
+        Grade::C => s.plan.follow_up_days[2],
+    }
+}
+
+/// A customer not contacted within its grade's limit gets one open follow-up task (with its
+/// reminder) for its owner; when that task is still open and the customer still uncontacted a
+/// full limit later, the owner's manager is told, once.
+async fn follow_up(s: &Scheduler, tx: &mut Tx, org: &Org, now: DateTime<Utc>) -> crm::Result<usize> {
+    let tz = org.tz();
+    let ctx = Ctx::new(Actor::system(org.id), Via::System, now);
+    let mut n = 0;
+    for grade in [Grade::A, Grade::B, Grade::C] {
+        let days = grade_days(s, grade);
+        let before = now - chrono::Duration::days(days);
+        for c in store::schedule::quiet_without_rule_task(tx, org.id, grade.as_str(), before).await? {
+            let since = c.last_contacted_at.unwrap_or(c.created_at);
+            let quiet_days = (now - since).num_days();
+            let title = format!("跟进 {}（{grade} 级客户，{quiet_days} 天未联系）", c.name);
+            let args = crm::tasks::NewTask {
+                title,
+                due_at: now,
+                owner_id: Some(c.owner_id),
+                customer_id: Some(c.id),
+                deal_id: None,
+                origin: TaskOrigin::Rule,
+            };
+            crm::tasks::create_task(tx, &ctx, args).await?;
+            n += 1;
+        }
+        let managers = managers_by_team(tx, org.id).await?;
+        for m in store::schedule::missed_follow_ups(tx, org.id, grade.as_str(), before).await? {
+            let text = format!(
+                "⚠️ 跟进逾期：{} 的 {grade} 级客户「{}」自 {} 起的跟进任务 #{} 仍未完成，客户一直没有被联系。\n请督促跟进，或发「分配 …」把客户交给别人。",
+                m.owner_name,
+                m.customer_name,
+                format_time(m.created_at, tz, Lang::Zh),
+                m.task_id
+            );
+            let to = managers.get(&m.owner_team_id).or_else(|| managers.get(&None)).cloned().unwrap_or_default();
+            for manager in to.iter().filter(|u| u.id != m.owner_id) {
+                let key = format!("escalation:{}:{}", m.task_id, manager.id);
+                if send_to(
+                    s,
+                    tx,
+                    org,
+                    Note { user_id: manager.id, kind: Kind::Notice, message: OutMessage::text(text.clone()), key },
+                    now,
+                )
+                .await?
+                {
+                    n += 1;
+                }
+            }
+            store::schedule::mark_escalated(tx, m.task_id, now).await?;
+        }
+    }
+    Ok(n)
+}
+
+/// Managers of each team (`Some(team)`), and the org's admins under `None` for users without a
+/// team manager.
+async fn managers_by_team(tx: &mut Tx, org_id: i64) -> crm::Result<BTreeMap<Option<i64>, Vec<User>>> {
+    let users = crm::users::list_users(tx, org_id).await?;
+    let mut map: BTreeMap<Option<i64>, Vec<User>> = BTreeMap::new();
+    let admins: Vec<User> = users.iter().filter(|u| u.active && u.role == Role::Admin).cloned().collect();
+    for u in users.iter().filter(|u| u.active && u.role == Role::Manager && u.team_id.is_some()) {
+        map.entry(u.team_id).or_default().push(u.clone());
+    }
+    // A team without a manager escalates to the admins too.
+    let teams: Vec<Option<i64>> = users.iter().map(|u| u.team_id).collect();
+    for t in teams {
+        map.entry(t).or_insert_with(|| admins.clone());
+    }
+    map.insert(None, admins);
+    Ok(map)
+}
+
+/// A deal longer than its stage's dwell budget in one stage: its owner is nudged, once per stay.
+async fn stuck_deals(s: &Scheduler, tx: &mut Tx, org: &Org, now: DateTime<Utc>) -> crm::Result<usize> {
+    let tz = org.tz();
+    let stages = crm::orgs::stages(tx, org.id).await?;
+    let mut n = 0;
+    for d in store::schedule::open_deals_with_stage_entry(tx, org.id).await? {
+        let Some(budget) = s.plan.stage_dwell_days.get(&d.stage) else { continue };
+        let days = (now - d.entered_at).num_days();
+        if days <= *budget {
+            continue;
+        }
+        let stage = stages.iter().find(|st| st.key == d.stage).map_or(d.stage.clone(), |st| st.name_zh.clone());
+        let text = format!(
+            "🐢 商机 #{}「{}」（{}）在「{stage}」阶段已经 {days} 天了（自 {}，建议不超过 {budget} 天）。\n推进一下：发「商机 #{} 阶段 下一阶段」更新，或记录一次拜访。",
+            d.id,
+            d.title,
+            d.customer_name,
+            format_time(d.entered_at, tz, Lang::Zh),
+            d.id
+        );
+        let key = format!("stuck:{}:{}:{}", d.id, d.stage, d.entered_at.timestamp());
+        if send_to(
+            s,
+            tx,
+            org,
+            Note { user_id: d.owner_id, kind: Kind::Notice, message: OutMessage::text(text), key },
+            now,
+        )
+        .await?
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Each user with overdue open tasks gets a morning list of them.
+async fn overdue(
+    s: &Scheduler,
+    tx: &mut Tx,
+    org: &Org,
+    scheduled: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> crm::Result<usize> {
+    let tz = org.tz();
+    let mut by_owner: BTreeMap<i64, Vec<store::schedule::OverdueTask>> = BTreeMap::new();
+    for t in store::schedule::overdue_tasks(tx, org.id, now).await? {
+        by_owner.entry(t.owner_id).or_default().push(t);
+    }
+    let mut n = 0;
+    for (owner, tasks) in by_owner {
+        let mut lines = vec![format!("📋 你有 {} 个逾期任务：", tasks.len())];
+        for t in tasks.iter().take(20) {
+            let customer = t.customer_name.as_deref().map(|c| format!("（{c}）")).unwrap_or_default();
+            lines.push(format!("- #{} {}{customer} · 到期 {}", t.id, t.title, format_time(t.due_at, tz, Lang::Zh)));
+        }
+        if tasks.len() > 20 {
+            lines.push(format!("…还有 {} 个", tasks.len() - 20));
+        }
+        lines.push("回复「完成 #编号」或「推迟 #编号 明天」处理。".to_string());
+        let key = format!("overdue:{owner}:{}", scheduled.timestamp());
+        if send_to(
+            s,
+            tx,
+            org,
+            Note { user_id: owner, kind: Kind::Notice, message: OutMessage::text(lines.join("\n")), key },
+            now,
+        )
+        .await?
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
