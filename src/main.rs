@@ -42,6 +42,11 @@ enum Cmd {
         #[command(subcommand)]
         command: UsersCmd,
     },
+    /// Inspect the outbox (messages chatcrm sends on its own), retry dead letters, drop messages.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCmd,
+    },
     /// Print the commented example configuration.
     PrintConfig,
     /// Print the chat command reference (Markdown, from bot-commands/).
@@ -172,6 +177,40 @@ enum UsersCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum OutboxCmd {
+    /// List messages, newest first, with the number per status.
+    List {
+        #[arg(long, value_parser = OUTBOX_STATUSES)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = positive)]
+        limit: i64,
+        /// Print the rows as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a dead or dropped message (or, with --dead, every dead one) back in the queue.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "dead"])))]
+    Retry {
+        id: Option<i64>,
+        /// Every dead message.
+        #[arg(long)]
+        dead: bool,
+    },
+    /// Do not send a pending or dead message.
+    Drop { id: i64 },
+}
+
+const OUTBOX_STATUSES: [&str; 4] = ["pending", "sent", "dead", "dropped"];
+
+/// A count flag: a whole number of at least 1.
+fn positive(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number of at least 1".into()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     chatcrm::install_tls_provider();
@@ -238,6 +277,7 @@ async fn main() -> Result<()> {
         Cmd::Chat { as_user } => chat(settings, &as_user).await,
         Cmd::Wecom { what } => wecom_cmd(settings, what).await,
         Cmd::Users { command } => users(settings, command).await,
+        Cmd::Outbox { command } => outbox(settings, command).await,
     }
 }
 
@@ -366,6 +406,107 @@ async fn users(settings: Settings, command: UsersCmd) -> Result<()> {
     }
     db.close().await;
     Ok(())
+}
+
+async fn outbox(settings: Settings, command: OutboxCmd) -> Result<()> {
+    use chatcrm::store::outbox as store;
+    let db = startup::open_db(&settings).await?;
+    let now = Clock::system().now();
+    match command {
+        OutboxCmd::List { status, limit, json } => {
+            let mut tx = db.begin_read().await?;
+            let rows = store::list(&mut tx, status.as_deref().unwrap_or(""), limit).await?;
+            let counts = store::counts(&mut tx).await?;
+            tx.commit().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print_outbox(&rows, &counts);
+            }
+        }
+        OutboxCmd::Retry { id: Some(id), .. } => {
+            let mut tx = db.begin().await?;
+            if !store::requeue(&mut tx, id, now).await? {
+                let row = store::by_id(&mut tx, id).await?;
+                tx.rollback().await?;
+                return Err(outbox_refused(id, row, "only dead or dropped messages can be retried"));
+            }
+            tx.commit().await?;
+            println!("requeued message {id} (1 message)");
+        }
+        OutboxCmd::Retry { id: None, .. } => {
+            let mut tx = db.begin().await?;
+            let n = store::requeue_dead(&mut tx, now).await?;
+            tx.commit().await?;
+            println!("requeued {n} dead message{}", if n == 1 { "" } else { "s" });
+        }
+        OutboxCmd::Drop { id } => {
+            let mut tx = db.begin().await?;
+            if !store::drop_message(&mut tx, id).await? {
+                let row = store::by_id(&mut tx, id).await?;
+                tx.rollback().await?;
+                return Err(outbox_refused(id, row, "only pending or dead messages can be dropped"));
+            }
+            tx.commit().await?;
+            println!("dropped message {id}");
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// Why a retry or drop changed nothing: no such message, or not in a state that allows it.
+fn outbox_refused(id: i64, row: Option<chatcrm::store::outbox::OutboxRow>, rule: &str) -> anyhow::Error {
+    match row {
+        None => anyhow::anyhow!("no outbox message {id}; see `chatcrm outbox list`"),
+        Some(row) => anyhow::anyhow!("message {id} is {}; {rule}", row.status),
+    }
+}
+
+fn print_outbox(rows: &[chatcrm::store::outbox::OutboxRow], counts: &[(String, i64)]) {
+    /// At most `max` characters, with an ellipsis when cut.
+    fn cut(s: &str, max: usize) -> String {
+        if s.chars().count() <= max {
+            return s.to_string();
+        }
+        s.chars().take(max.saturating_sub(1)).chain(std::iter::once('…')).collect()
+    }
+    if rows.is_empty() {
+        println!("no messages");
+    } else {
+        println!(
+            "{:>6}  {:<8} {:<9} {:<16} {:<12} {:>3}  {:<20} {:<32} TEXT",
+            "ID", "STATUS", "KIND", "PLATFORM/APP", "RECIPIENT", "TRY", "NEXT ATTEMPT (UTC)", "LAST ERROR"
+        );
+    }
+    for r in rows {
+        let to = if r.app.is_empty() { r.platform.clone() } else { format!("{}/{}", r.platform, r.app) };
+        let next = if r.status == "pending" {
+            r.next_attempt_at.format("%Y-%m-%d %H:%M:%S").to_string()
+        } else {
+            "-".to_string()
+        };
+        let text = serde_json::from_str::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(|t| t.lines().next().unwrap_or("").to_string()))
+            .unwrap_or_else(|| "(unreadable body)".to_string());
+        let error = r.last_error.as_deref().map_or("-".to_string(), |e| cut(e.lines().next().unwrap_or(""), 32));
+        println!(
+            "{:>6}  {:<8} {:<9} {:<16} {:<12} {:>3}  {:<20} {:<32} {}",
+            r.id,
+            r.status,
+            r.kind,
+            cut(&to, 16),
+            cut(&r.recipient, 12),
+            r.attempts,
+            next,
+            error,
+            cut(&text, 40)
+        );
+    }
+    let count = |s: &str| counts.iter().find(|(status, _)| status == s).map_or(0, |(_, n)| *n);
+    let line: Vec<String> = OUTBOX_STATUSES.iter().map(|s| format!("{} {s}", count(s))).collect();
+    println!("{}", line.join(", "));
 }
 
 /// "Now" in the given zone: `--now` (RFC 3339) or the current time.

@@ -2,6 +2,7 @@
 
 mod console;
 mod error;
+mod outbox;
 mod wecom;
 
 use std::sync::Arc;
@@ -40,12 +41,13 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);
     let body_limit = state.settings.body_limit_bytes;
     let mut app = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    // The outbox admin API has no login either: served with the console or not at all.
     if state.settings.console_served() {
-        app = app.merge(console::router());
+        app = app.merge(console::router()).merge(outbox::router());
     } else if state.settings.console_enabled {
         tracing::warn!(
             listen = %state.settings.listen,
-            "console not served: it has no login and `listen` is not a loopback address (set console_allow_remote = true to serve it anyway)"
+            "console and outbox API not served: they have no login and `listen` is not a loopback address (set console_allow_remote = true to serve them anyway)"
         );
     }
     app = app.merge(wecom::router());

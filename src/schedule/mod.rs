@@ -83,6 +83,10 @@ impl Scheduler {
     pub async fn tick(&self) -> crm::Result<TickReport> {
         let now = self.clock.now();
         let mut report = TickReport::default();
+        // Jobs first: a follow-up task a rule creates now is reminded in this same tick.
+        let (runs, queued) = jobs::run_due(self, now).await?;
+        report.jobs_run = runs;
+        report.messages_queued = queued;
         loop {
             let (fired, deferred) = reminders::fire_batch(self, now, REMINDER_BATCH).await?;
             report.reminders_fired += fired;
@@ -91,9 +95,6 @@ impl Scheduler {
                 break;
             }
         }
-        let (runs, queued) = jobs::run_due(self, now).await?;
-        report.jobs_run = runs;
-        report.messages_queued = queued;
         if (report.reminders_fired > 0 || report.messages_queued > 0)
             && let Some(n) = &self.queued
         {

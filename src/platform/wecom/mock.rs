@@ -22,8 +22,10 @@
 //! 0. A delayed request is handled to the end even if the client has given up waiting, so after a client
 //! timeout the message *is* recorded, and a retry is recorded a second time. That is what real WeCom may do
 //! too: a request that timed out may well have been delivered. The client therefore sends
-//! `enable_duplicate_check: 1`, with which WeCom drops the identical retry. The mock does not imitate that
-//! check; it records every accepted request, so tests see exactly what was sent.
+//! `enable_duplicate_check: 1`, with which WeCom drops the identical retry, and the mock imitates that: a
+//! body equal (recipients, msgtype and content) to one accepted within `duplicate_check_interval` seconds
+//! is answered errcode 0 but not recorded again; [`MockWecom::duplicates_dropped`] counts those. What the
+//! mock records is therefore what users would see.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -105,6 +107,9 @@ struct MockState {
     next_msgid: u64,
     faults: VecDeque<Fault>,
     received: Vec<Received>,
+    /// Bodies accepted with `enable_duplicate_check`, and when, for dropping identical ones.
+    recent_bodies: HashMap<String, Instant>,
+    duplicates_dropped: usize,
     robot_windows: HashMap<String, VecDeque<Instant>>,
     invalid_users: HashSet<String>,
     disabled_robots: HashSet<String>,
@@ -159,6 +164,8 @@ impl MockWecom {
             next_msgid: 0,
             faults: VecDeque::new(),
             received: Vec::new(),
+            recent_bodies: HashMap::new(),
+            duplicates_dropped: 0,
             robot_windows: HashMap::new(),
             invalid_users: HashSet::new(),
             disabled_robots: HashSet::new(),
@@ -202,6 +209,11 @@ impl MockWecom {
     }
 
     /// `gettoken` calls so far, successful or not.
+    /// Identical app messages dropped by the duplicate check (see the module docs).
+    pub fn duplicates_dropped(&self) -> usize {
+        lock(&self.state).duplicates_dropped
+    }
+
     pub fn token_fetches(&self) -> usize {
         lock(&self.state).token_fetches
     }
@@ -435,6 +447,21 @@ fn accept_message(shared: &Shared, query: &HashMap<String, String>, raw: &[u8]) 
         return wecom_error(81013, "user & party & tag all invalid");
     }
 
+    if body.get("enable_duplicate_check").and_then(Value::as_i64) == Some(1) {
+        let interval = body.get("duplicate_check_interval").and_then(Value::as_u64).unwrap_or(1800).min(4 * 3600);
+        let key = format!(
+            "{touser}\u{1}{toparty}\u{1}{totag}\u{1}{msgtype}\u{1}{}",
+            body.get(&msgtype).unwrap_or(&Value::Null)
+        );
+        let seen =
+            state.recent_bodies.get(&key).is_some_and(|at| now.duration_since(*at) < Duration::from_secs(interval));
+        if seen {
+            // WeCom answers success and does not deliver the copy.
+            state.duplicates_dropped += 1;
+            return axum::Json(json!({ "errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": "" })).into_response();
+        }
+        state.recent_bodies.insert(key, now);
+    }
     state.next_msgid += 1;
     let msgid = format!("mock-msgid-{:06}", state.next_msgid);
     let mut answer = json!({
