@@ -116,7 +116,7 @@ impl Dispatcher {
         let now = self.clock.now();
         let lease = chrono::Duration::from_std(self.cfg.lease).unwrap_or(chrono::Duration::seconds(60));
         let rows = {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.db.begin_claim().await?;
             let rows = store::outbox::claim(&mut tx, now, now + lease, &self.instance, self.cfg.batch).await?;
             tx.commit().await?;
             rows
@@ -127,7 +127,7 @@ impl Dispatcher {
         }
         let outcomes = self.send_all(&rows).await;
         let now = self.clock.now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_claim().await?;
         for (row, outcome) in rows.iter().zip(outcomes) {
             match self.record(&mut tx, row, outcome, now).await? {
                 Recorded::Sent => report.sent += 1,

@@ -42,7 +42,7 @@ pub(super) async fn run_due(s: &Scheduler, now: DateTime<Utc>) -> crm::Result<(u
                 }
             };
             let Some(scheduled) = cron.latest_due(after, now, tz) else { continue };
-            let mut tx = s.db.begin().await?;
+            let mut tx = s.db.begin_claim().await?;
             if !store::schedule::claim_job_run(&mut tx, job.key(), org.id, scheduled, &s.instance, now).await? {
                 tx.rollback().await?;
                 s.set_last_run(*job, org.id, scheduled);

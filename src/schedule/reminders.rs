@@ -17,7 +17,7 @@ use crate::store::{self};
 /// Fires up to `limit` due reminders in one transaction: each is queued in the outbox and marked
 /// fired, or, when it falls in quiet hours, moved to the end of them. Returns (fired, deferred).
 pub(super) async fn fire_batch(s: &Scheduler, now: DateTime<Utc>, limit: i64) -> crm::Result<(usize, usize)> {
-    let mut tx = s.db.begin().await?;
+    let mut tx = s.db.begin_claim().await?;
     let due = store::schedule::due_reminders(&mut tx, now, limit).await?;
     if due.is_empty() {
         tx.rollback().await?;

@@ -152,6 +152,17 @@ impl Db {
         })
     }
 
+    /// A write transaction for claiming queued work (`FOR UPDATE SKIP LOCKED`) shared by several
+    /// instances. On PostgreSQL it runs at read committed: under repeatable read a row another
+    /// instance has just claimed and released would fail the claim with a serialization error
+    /// instead of being skipped. On SQLite it is [`Db::begin`].
+    pub async fn begin_claim(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?),
+        })
+    }
+
     /// A transaction for reads only; it never blocks writers on SQLite.
     pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {

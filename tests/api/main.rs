@@ -15,6 +15,7 @@ mod http;
 mod inbox;
 mod matching;
 mod outbox_admin;
+mod outbox_faults;
 mod parser_props;
 mod permissions;
 mod schedule;

@@ -1,0 +1,271 @@
+//! The outbox against the mock WeCom: platform faults, dead letters, and several instances
+//! sharing thousands of due reminders. The mock's received log is the proof of "once".
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chatcrm::clock::Clock;
+use chatcrm::crm::{self, Actor, Ctx, Via};
+use chatcrm::outbox::{DispatchConfig, Dispatcher, Routes, Senders};
+use chatcrm::platform::wecom::client::WecomClient;
+use chatcrm::platform::wecom::mock::{Fault, MockWecom, Received};
+use chatcrm::schedule::{Plan, ScheduleSettings, Scheduler};
+use chatcrm::store::{Db, DbOptions};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::both_backends;
+use crate::helpers::{TestDb, World, t0};
+
+const APP: &str = "sales";
+
+fn plan() -> Arc<Plan> {
+    let mut s = ScheduleSettings::default();
+    for job in [&mut s.daily_digest, &mut s.weekly_digest, &mut s.follow_up, &mut s.stuck_deals, &mut s.overdue_tasks] {
+        *job = "off".into();
+    }
+    Arc::new(Plan::try_from(&s).expect("plan"))
+}
+
+fn client(mock: &MockWecom, timeout: StdDuration) -> WecomClient {
+    WecomClient::new(&mock.base_url(), MockWecom::credentials(), timeout).expect("client")
+}
+
+fn routes() -> Arc<Routes> {
+    Arc::new(Routes::default().with_wecom_app(APP, &MockWecom::credentials().corp_id))
+}
+
+/// Links users to WeCom ids `u1`, `u2`, … on the mock's corp.
+async fn link(w: &World, users: &[&crm::User]) {
+    let mut tx = w.tx().await;
+    for (i, u) in users.iter().enumerate() {
+        let ctx = Ctx::new(Actor::system(u.org_id), Via::Cli, t0());
+        let corp = MockWecom::credentials().corp_id;
+        crm::users::link_identity(&mut tx, &ctx, u.id, "wecom", &corp, &format!("u{}", i + 1)).await.expect("link");
+    }
+    tx.commit().await.expect("commit");
+}
+
+/// Task id of each reminder card the mock accepted, and how often.
+fn cards(received: &[Received]) -> BTreeMap<i64, usize> {
+    let mut map = BTreeMap::new();
+    for r in received {
+        let key = r.body.pointer("/template_card/task_id").and_then(|v| v.as_str()).unwrap_or_default();
+        let id = key.split('-').nth(1).and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
+        *map.entry(id).or_insert(0) += 1;
+    }
+    map
+}
+
+async fn pending(db: &Db) -> i64 {
+    let sql = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'";
+    match db {
+        Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+    }
+    .expect("count")
+}
+
+async fn statuses(db: &Db) -> Vec<(String, i64)> {
+    let mut tx = db.begin_read().await.expect("begin");
+    let c = chatcrm::store::outbox::counts(&mut tx).await.expect("counts");
+    tx.commit().await.expect("commit");
+    c
+}
+
+async fn tasks(w: &World, owner: &crm::User, n: usize, due: DateTime<Utc>) -> Vec<i64> {
+    let mut tx = w.tx().await;
+    let ctx = Ctx::new(Actor::of(owner), Via::Chat, t0());
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let new = crm::tasks::NewTask {
+            title: format!("回访客户 {i}"),
+            due_at: due,
+            owner_id: None,
+            customer_id: None,
+            deal_id: None,
+            origin: crm::TaskOrigin::Manual,
+        };
+        ids.push(crm::tasks::create_task(&mut tx, &ctx, new).await.expect("task").id);
+    }
+    tx.commit().await.expect("commit");
+    ids
+}
+
+both_backends!(platform_faults_end_with_every_reminder_delivered_once, fatal_errors_dead_letter_and_retry_revives);
+
+async fn platform_faults_end_with_every_reminder_delivered_once(db: Db) {
+    let w = World::new(db.clone()).await;
+    link(&w, &[&w.r1, &w.r2]).await;
+    let mock = MockWecom::start().await;
+    let clock = Clock::fixed(t0());
+    let due = t0() + Duration::minutes(5);
+    let mut ids = tasks(&w, &w.r1, 15, due).await;
+    ids.extend(tasks(&w, &w.r2, 15, due).await);
+    let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), "one");
+    let cfg = DispatchConfig { concurrency: 4, batch: 8, ..DispatchConfig::default() };
+    let timeout = StdDuration::from_millis(400);
+    let outbox = Dispatcher::new(
+        db.clone(),
+        clock.clone(),
+        "one",
+        Senders::default().with_wecom(APP, client(&mock, timeout)),
+        cfg,
+    );
+    clock.set(due);
+    assert_eq!(sched.tick().await.expect("tick").reminders_fired, 30);
+    // Token expiry mid-stream, the frequency limit, gateway errors, busy, and a timeout whose
+    // request the mock still completes.
+    mock.script(vec![
+        Fault::Errcode(45009),
+        Fault::Http(502),
+        Fault::Delay(StdDuration::from_millis(900)),
+        Fault::Errcode(-1),
+        Fault::Http(503),
+        Fault::Errcode(42001),
+        Fault::Http(200),
+    ]);
+    let first = outbox.run_once().await.expect("dispatch");
+    assert_eq!(first.claimed, 8);
+    assert!(first.retried >= 5, "{first:?}");
+    mock.expire_tokens();
+    for round in 0..40 {
+        outbox.drain().await.expect("drain");
+        if pending(&db).await == 0 {
+            break;
+        }
+        // Past every backoff (45009 waits a minute).
+        clock.set(clock.now() + Duration::minutes(2));
+        assert!(round < 39, "still pending: {:?}", statuses(&db).await);
+    }
+    // Let the timed-out request finish on the mock before counting.
+    tokio::time::sleep(StdDuration::from_millis(1000)).await;
+    let got = cards(&mock.received());
+    assert_eq!(got.len(), 30, "{got:?}");
+    assert!(ids.iter().all(|id| got.get(id) == Some(&1)), "every reminder exactly once: {got:?}");
+    assert_eq!(statuses(&db).await, vec![("sent".to_string(), 30)]);
+    assert!(mock.token_fetches() >= 2, "the expired token was replaced");
+}
+
+async fn fatal_errors_dead_letter_and_retry_revives(db: Db) {
+    let w = World::new(db.clone()).await;
+    link(&w, &[&w.r1]).await;
+    let mock = MockWecom::start().await;
+    let clock = Clock::fixed(t0());
+    let ids = tasks(&w, &w.r1, 3, t0()).await;
+    let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), "one");
+    let cfg = DispatchConfig { max_attempts: 3, concurrency: 1, ..DispatchConfig::default() };
+    let outbox = Dispatcher::new(
+        db.clone(),
+        clock.clone(),
+        "one",
+        Senders::default().with_wecom(APP, client(&mock, StdDuration::from_secs(2))),
+        cfg,
+    );
+    assert_eq!(sched.tick().await.expect("tick").reminders_fired, 3);
+    // First message: IP not allowed (fatal). Second: a 5xx now and twice more (dead after 3 attempts).
+    mock.script(vec![Fault::Errcode(60020), Fault::Http(500)]);
+    let r = outbox.run_once().await.expect("dispatch");
+    assert_eq!((r.sent, r.retried, r.dead), (1, 1, 1), "{r:?}");
+    mock.script(vec![Fault::Http(500), Fault::Http(500)]);
+    for _ in 0..3 {
+        clock.set(clock.now() + Duration::hours(2));
+        outbox.drain().await.expect("drain");
+    }
+    let counts = statuses(&db).await;
+    assert_eq!(counts, vec![("dead".to_string(), 2), ("sent".to_string(), 1)], "{counts:?}");
+    let mut tx = db.begin_read().await.expect("begin");
+    let dead = chatcrm::store::outbox::list(&mut tx, "dead", 10).await.expect("list");
+    tx.commit().await.expect("commit");
+    assert!(
+        dead.iter().any(|m| m.attempts == 1 && m.last_error.as_deref().is_some_and(|e| e.contains("60020"))),
+        "{dead:?}"
+    );
+    assert!(
+        dead.iter().any(|m| m.attempts == 3 && m.last_error.as_deref().is_some_and(|e| e.contains("500"))),
+        "{dead:?}"
+    );
+    // The operator fixes the trusted IP and retries the dead letters: delivered, once each.
+    let mut tx = db.begin().await.expect("begin");
+    assert_eq!(chatcrm::store::outbox::requeue_dead(&mut tx, clock.now()).await.expect("requeue"), 2);
+    tx.commit().await.expect("commit");
+    outbox.drain().await.expect("drain");
+    let got = cards(&mock.received());
+    assert!(ids.iter().all(|id| got.get(id) == Some(&1)), "{got:?}");
+    assert_eq!(statuses(&db).await, vec![("sent".to_string(), 3)]);
+}
+
+/// Several instances (each its own pool, scheduler and dispatcher) share 10,000 due reminders on
+/// one PostgreSQL database: each reaches the platform exactly once.
+async fn instances_share_due_reminders(instances: usize) {
+    let Some(t) = TestDb::postgres().await else {
+        eprintln!("skipped: CHATCRM_TEST_PG is not set");
+        return;
+    };
+    const N: i64 = 10_000;
+    let w = World::new(t.db.clone()).await;
+    link(&w, &[&w.r1, &w.r2, &w.r3]).await;
+    let Db::Postgres(pool) = &t.db else { unreachable!("postgres") };
+    for (i, u) in [&w.r1, &w.r2, &w.r3].iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO tasks (org_id, owner_id, title, due_at, origin, status, created_at, remind_at, remind_exact)
+             SELECT $1, $2, 'follow-up ' || g, $3, 'manual', 'open', $3, $3, TRUE FROM generate_series(1, $4) g",
+        )
+        .bind(u.org_id)
+        .bind(u.id)
+        .bind(t0())
+        .bind(N / 3 + i64::from(i == 0) * (N % 3))
+        .execute(pool)
+        .await
+        .expect("seed");
+    }
+    let mock = MockWecom::start().await;
+    let mut handles = Vec::new();
+    for i in 0..instances {
+        let db = Db::connect(&DbOptions::new(&t.url)).await.expect("connect");
+        let clock = Clock::fixed(t0() + Duration::minutes(1));
+        let name = format!("instance-{i}");
+        let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), &name);
+        let senders = Senders::default().with_wecom(APP, client(&mock, StdDuration::from_secs(5)));
+        let outbox = Dispatcher::new(db.clone(), clock, &name, senders, DispatchConfig::default());
+        handles.push(tokio::spawn(async move {
+            let (mut fired, mut sent) = (0, 0);
+            loop {
+                fired += sched.tick().await.expect("tick").reminders_fired;
+                let r = outbox.run_once().await.expect("dispatch");
+                sent += r.sent;
+                if r.claimed == 0 && pending(&db).await == 0 {
+                    let mut tx = db.begin_read().await.expect("begin");
+                    let left = chatcrm::store::schedule::due_reminders(&mut tx, t0() + Duration::minutes(1), 1).await;
+                    tx.commit().await.expect("commit");
+                    if left.expect("due").is_empty() {
+                        return (fired, sent);
+                    }
+                }
+            }
+        }));
+    }
+    let mut per_instance = Vec::new();
+    for h in handles {
+        per_instance.push(tokio::time::timeout(StdDuration::from_secs(240), h).await.expect("in time").expect("join"));
+    }
+    let fired: usize = per_instance.iter().map(|(f, _)| f).sum();
+    let sent: usize = per_instance.iter().map(|(_, s)| s).sum();
+    assert_eq!((fired, sent), (N as usize, N as usize), "{per_instance:?}");
+    assert!(per_instance.iter().filter(|(f, _)| *f > 0).count() > 1, "the work was shared: {per_instance:?}");
+    let got = cards(&mock.received());
+    assert_eq!(got.len(), N as usize);
+    assert!(got.values().all(|n| *n == 1), "each exactly once");
+    assert_eq!(mock.duplicates_dropped(), 0, "nothing was even sent twice");
+    t.drop_database().await;
+}
+
+#[tokio::test]
+async fn two_instances_share_10000_due_reminders() {
+    instances_share_due_reminders(2).await;
+}
+
+#[tokio::test]
+async fn three_instances_share_10000_due_reminders() {
+    instances_share_due_reminders(3).await;
+}
