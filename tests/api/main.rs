@@ -7,6 +7,7 @@ mod audit;
 mod bot;
 mod cli;
 mod commands;
+mod crash;
 mod crm_customers;
 mod crm_deals;
 mod crm_leads_tasks;
