@@ -750,10 +750,19 @@ fn build(
         }
         "snooze_task" => {
             let task = take_ref(&mut f).ok_or_else(|| usage(name, lang))?;
-            let until = f.take_time(now).ok_or_else(|| {
-                usage_because(name, lang, "推迟到什么时候？例如 到明天下午3点", "until when? e.g. until tomorrow 3pm")
-            })?;
-            Command::SnoozeTask { task, until: fixed(&until) }
+            // "推迟 #5 2天" / "snooze #5 2 hours": by that much from now.
+            let until = match snooze_by(f.rest()) {
+                Some(by) => now.fixed_offset() + by,
+                None => fixed(&f.take_time(now).ok_or_else(|| {
+                    usage_because(
+                        name,
+                        lang,
+                        "推迟到什么时候？例如 到明天下午3点，或 2天",
+                        "until when? e.g. until tomorrow 3pm, or 2 days",
+                    )
+                })?),
+            };
+            Command::SnoozeTask { task, until }
         }
         "create_reminder" => {
             let at = leading_time.or_else(|| f.take_time(now)).ok_or_else(|| {
@@ -1075,3 +1084,42 @@ fn sounds_alike(a: &[char], b: &[char]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// A bare amount of time to snooze by: "2天", "两小时", "30分钟", "1周", "2 days", "3h".
+fn snooze_by(text: &str) -> Option<chrono::Duration> {
+    let t = text.trim();
+    let t = t.strip_prefix("延后").or_else(|| t.strip_prefix('到')).unwrap_or(t).trim();
+    let t = t.strip_prefix("by ").unwrap_or(t).trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || "一二两三四五六七八九十".contains(c)))?;
+    let (num, unit) = t.split_at(split);
+    let n: i64 = match num.parse() {
+        Ok(n) => n,
+        Err(_) => match num {
+            "一" => 1,
+            "二" | "两" => 2,
+            "三" => 3,
+            "四" => 4,
+            "五" => 5,
+            "六" => 6,
+            "七" => 7,
+            "八" => 8,
+            "九" => 9,
+            "十" => 10,
+            _ => return None,
+        },
+    };
+    if !(1..=366).contains(&n) {
+        return None;
+    }
+    let unit = unit.trim();
+    let by = match unit.to_lowercase().as_str() {
+        "天" | "日" | "day" | "days" | "d" => chrono::Duration::days(n),
+        "小时" | "个小时" | "钟头" | "个钟头" | "hour" | "hours" | "hr" | "hrs" | "h" => {
+            chrono::Duration::hours(n)
+        }
+        "分钟" | "分" | "minute" | "minutes" | "min" | "mins" | "m" => chrono::Duration::minutes(n),
+        "周" | "星期" | "个星期" | "礼拜" | "个礼拜" | "week" | "weeks" | "w" => chrono::Duration::weeks(n),
+        _ => return None,
+    };
+    Some(by)
+}
