@@ -221,8 +221,40 @@ both_backends!(
     two_reps_and_a_manager,
     rejections_store_nothing,
     events_voice_location_and_unknown_users,
-    self_registration_when_allowed
+    self_registration_when_allowed,
+    reminder_card_buttons_complete_and_snooze
 );
+
+/// The 完成 / 推迟 buttons of a reminder card arrive as `template_card_event` callbacks and run
+/// the commands they stand for, as the rep who pressed them.
+async fn reminder_card_buttons_complete_and_snooze(db: Db) {
+    let t = Wecom::start(db, false).await;
+    t.say("zhangsan", "提醒 明天下午3点 给海尔打电话", "1").await;
+    t.say("zhangsan", "提醒 明天上午10点 发报价", "2").await;
+    let mut tx = t.w.tx().await;
+    let ctx = t.w.ctx(&t.w.r1);
+    let today = crm::tasks::today(&mut tx, &ctx, chrono_tz::Asia::Shanghai).await.expect("today");
+    drop(tx);
+    assert!(today.due_today.is_empty());
+    let ts = t0().timestamp();
+    let open = |r: super::http::Resp| t.sim.open_reply(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body));
+    let r = t.post(&t.sim.event("zhangsan", "template_card_event", Some("done-1"), ts + 5)).await;
+    assert!(open(r).contains("已完成任务 #1"));
+    let r = t.post(&t.sim.event("zhangsan", "template_card_event", Some("snooze-2"), ts + 6)).await;
+    assert!(open(r).contains("已推迟任务 #2"));
+    let mut tx = t.w.tx().await;
+    let done = crm::tasks::get_task(&mut tx, &ctx, 1).await.expect("task 1");
+    let moved = crm::tasks::get_task(&mut tx, &ctx, 2).await.expect("task 2");
+    drop(tx);
+    assert_eq!(done.status, crm::TaskStatus::Done);
+    assert_eq!(moved.due_at, t0() + chrono::Duration::days(1), "pushed one day from when the button was pressed");
+    // Someone else's button, or a made-up key, changes nothing.
+    let r = t.post(&t.sim.event("lisi", "template_card_event", Some("done-2"), ts + 7)).await;
+    assert!(open(r).contains("不是你的任务"));
+    let r = t.post(&t.sim.event("zhangsan", "template_card_event", Some("explode-2"), ts + 8)).await;
+    assert_eq!((r.status, r.body.as_str()), (200, ""));
+    t.server.stop().await;
+}
 
 /// The official URL-verification vector (PLATFORMS.md V-W1) through the real endpoint, with the
 /// server's clock at the vector's time.
