@@ -68,7 +68,7 @@ impl Application {
                 db.clone(),
                 clock.clone(),
                 &instance,
-                Senders::from_wecom(&wecom),
+                Senders::from_wecom(&wecom, &settings.wecom.api_base, std::time::Duration::from_secs(10)),
                 plan.dispatch.clone(),
             );
             let scheduler = Scheduler::new(db.clone(), clock.clone(), Arc::new(plan), Arc::new(routes), &instance)

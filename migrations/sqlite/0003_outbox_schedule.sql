@@ -23,6 +23,8 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX outbox_status ON outbox (status, id);
+-- Per-recipient rate limits count recent sends.
+CREATE INDEX outbox_recipient_sent ON outbox (recipient, sent_at) WHERE status = 'sent';
 
 -- A task's reminder: pending while remind_at is set and the task is open. Snoozing moves it,
 -- completing clears it, firing clears it and stamps reminded_at (one transaction with the outbox row).

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::OutMessage;
 use crate::clock::Clock;
-use crate::platform::wecom::client::{ErrorClass, Message, PushError, WecomClient};
+use crate::platform::wecom::client::{ErrorClass, Message, PushError, RobotClient, RobotMessage, WecomClient};
 use crate::platform::{console, wecom};
 use crate::store::outbox::OutboxRow;
 use crate::store::{self, Db, Tx};
@@ -51,20 +51,41 @@ impl Default for DispatchConfig {
     }
 }
 
+/// Outbox `platform` of WeCom group-robot messages; the recipient is the webhook key.
+pub const WECOM_ROBOT: &str = "wecom_robot";
+
 /// The push clients, by platform app name.
 #[derive(Clone, Default)]
 pub struct Senders {
     wecom: HashMap<String, WecomClient>,
+    /// The robot client and the API base its webhook URLs start with.
+    robot: Option<(RobotClient, String)>,
 }
 
 impl Senders {
-    pub fn from_wecom(apps: &wecom::Apps) -> Self {
-        Self { wecom: apps.iter().map(|app| (app.cfg.name.clone(), app.client.clone())).collect() }
+    pub fn from_wecom(apps: &wecom::Apps, api_base: &str, timeout: Duration) -> Self {
+        let robot = RobotClient::new(timeout).ok().map(|c| (c, api_base.trim_end_matches('/').to_string()));
+        Self { wecom: apps.iter().map(|app| (app.cfg.name.clone(), app.client.clone())).collect(), robot }
     }
 
     pub fn with_wecom(mut self, app: &str, client: WecomClient) -> Self {
         self.wecom.insert(app.to_string(), client);
         self
+    }
+
+    pub fn with_robot(mut self, client: RobotClient, api_base: &str) -> Self {
+        self.robot = Some((client, api_base.trim_end_matches('/').to_string()));
+        self
+    }
+}
+
+/// How many messages one recipient may get per window: WeCom silently drops app messages beyond
+/// 30 a minute or 1,000 an hour per member (PLATFORMS.md 1), and a robot takes 20 a minute.
+fn limits(platform: &str) -> &'static [(i64, usize)] {
+    match platform {
+        wecom::PLATFORM => &[(60, 30), (3600, 1000)],
+        WECOM_ROBOT => &[(60, 20)],
+        _ => &[],
     }
 }
 
@@ -125,7 +146,8 @@ impl Dispatcher {
         if rows.is_empty() {
             return Ok(report);
         }
-        let outcomes = self.send_all(&rows).await;
+        let held = self.over_limit(&rows, now).await?;
+        let outcomes = self.send_all(&rows, held).await;
         let now = self.clock.now();
         let mut tx = self.db.begin_claim().await?;
         for (row, outcome) in rows.iter().zip(outcomes) {
@@ -183,10 +205,61 @@ impl Dispatcher {
         tracing::info!("outbox dispatcher stopped");
     }
 
-    async fn send_all(&self, rows: &[OutboxRow]) -> Vec<Outcome> {
+    /// For each row, when its recipient has had its fill of messages: the moment a slot frees up.
+    /// Counted from what the outbox has sent (by any instance) plus this batch, so a burst of
+    /// reminders to one rep is spread out instead of silently dropped by the platform.
+    async fn over_limit(&self, rows: &[OutboxRow], now: DateTime<Utc>) -> Result<Vec<Option<Duration>>, sqlx::Error> {
+        let limited: Vec<&str> =
+            rows.iter().filter(|r| !limits(&r.platform).is_empty()).map(|r| r.recipient.as_str()).collect();
+        if limited.is_empty() {
+            return Ok(vec![None; rows.len()]);
+        }
+        let longest = rows.iter().flat_map(|r| limits(&r.platform)).map(|(w, _)| *w).max().unwrap_or(60);
+        let since = now - chrono::Duration::seconds(longest);
+        let mut sent: HashMap<(String, String, String), Vec<DateTime<Utc>>> = HashMap::new();
+        {
+            let mut tx = self.db.begin_read().await?;
+            for (platform, app, recipient, at) in store::outbox::sent_to_since(&mut tx, &limited, since).await? {
+                sent.entry((platform, app, recipient)).or_default().push(at);
+            }
+            tx.commit().await?;
+        }
+        let mut held = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key = (row.platform.clone(), row.app.clone(), row.recipient.clone());
+            let times = sent.entry(key).or_default();
+            let mut wait: Option<chrono::Duration> = None;
+            for (window, max) in limits(&row.platform) {
+                let start = now - chrono::Duration::seconds(*window);
+                let mut in_window: Vec<DateTime<Utc>> = times.iter().copied().filter(|t| *t > start).collect();
+                if in_window.len() >= *max {
+                    in_window.sort();
+                    // Free once the oldest message that keeps it full leaves the window.
+                    let oldest = in_window[in_window.len() - max];
+                    let free = oldest + chrono::Duration::seconds(*window) - now;
+                    wait = Some(wait.map_or(free, |w| w.max(free)));
+                }
+            }
+            match wait {
+                Some(w) => held.push(Some(w.to_std().unwrap_or(Duration::from_secs(1)).max(Duration::from_secs(1)))),
+                None => {
+                    times.push(now);
+                    held.push(None);
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    async fn send_all(&self, rows: &[OutboxRow], held: Vec<Option<Duration>>) -> Vec<Outcome> {
         let limit = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
         let mut handles = Vec::with_capacity(rows.len());
-        for row in rows {
+        for (row, held) in rows.iter().zip(held) {
+            if let Some(after) = held {
+                let error = format!("rate limit of {} `{}` reached; held back", row.platform, row.recipient);
+                handles.push(Err(Outcome::Retry { error, after: Some(after), attempted: false }));
+                continue;
+            }
             let message: OutMessage = match serde_json::from_str(&row.body) {
                 Ok(m) => m,
                 Err(e) => {
@@ -205,6 +278,19 @@ impl Dispatcher {
                     handles.push(Ok(tokio::spawn(async move {
                         let _permit = limit.acquire_owned().await;
                         client.send(&to, &wecom_message(&message)).await
+                    })));
+                }
+                WECOM_ROBOT => {
+                    let Some((client, base)) = self.senders.robot.clone() else {
+                        handles.push(Err(Outcome::Fatal("no WeCom robot client is configured".into())));
+                        continue;
+                    };
+                    let (key, limit) = (row.recipient.clone(), limit.clone());
+                    let msg = RobotMessage::text(message.text.clone());
+                    handles.push(Ok(tokio::spawn(async move {
+                        let _permit = limit.acquire_owned().await;
+                        let url = format!("{base}/cgi-bin/webhook/send?key={key}");
+                        client.send(&url, &msg).await.map(|()| Default::default())
                     })));
                 }
                 other => handles.push(Err(Outcome::Fatal(format!("unknown platform `{other}`")))),

@@ -29,7 +29,8 @@ pub struct ScheduleSettings {
     /// Days a deal may stay in a stage (by stage key) before its owner is nudged.
     pub stage_dwell_days: BTreeMap<String, u32>,
     /// Cron expressions in each org's time zone (5 fields: minute hour day month weekday), or `off`.
-    /// The daily digest and the overdue summary skip non-working days.
+    /// The daily digest and the overdue summary skip non-working days. The defaults avoid :00 and
+    /// :30, when every WeCom app in China sends at once.
     pub daily_digest: String,
     pub weekly_digest: String,
     pub follow_up: String,
@@ -84,11 +85,11 @@ impl Default for ScheduleSettings {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-            daily_digest: "0 9 * * *".into(),
-            weekly_digest: "0 9 * * Mon".into(),
-            follow_up: "0 * * * *".into(),
-            stuck_deals: "30 9 * * *".into(),
-            overdue_tasks: "0 9 * * *".into(),
+            daily_digest: "3 9 * * *".into(),
+            weekly_digest: "3 9 * * Mon".into(),
+            follow_up: "17 * * * *".into(),
+            stuck_deals: "37 9 * * *".into(),
+            overdue_tasks: "55 8 * * *".into(),
             outbox_batch: 256,
             outbox_lease_secs: 60,
             outbox_max_attempts: 8,

@@ -225,3 +225,37 @@ pub async fn next_due(tx: &mut Tx) -> sqlx::Result<Option<DateTime<Utc>>> {
         .fetch_one(c)
         .await)
 }
+
+/// Sends since `since` to any of `recipients`: (platform, app, recipient, sent at).
+pub async fn sent_to_since(
+    tx: &mut Tx,
+    recipients: &[&str],
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<(String, String, String, DateTime<Utc>)>> {
+    let mut list: Vec<&str> = recipients.to_vec();
+    list.sort_unstable();
+    list.dedup();
+    match tx {
+        Tx::Sqlite(t) => {
+            let json = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
+            sqlx::query_as(
+                "SELECT platform, app, recipient, sent_at FROM outbox
+                 WHERE status = 'sent' AND sent_at > $1 AND recipient IN (SELECT value FROM json_each($2))",
+            )
+            .bind(since)
+            .bind(json)
+            .fetch_all(&mut **t)
+            .await
+        }
+        Tx::Postgres(t) => {
+            sqlx::query_as(
+                "SELECT platform, app, recipient, sent_at FROM outbox
+                 WHERE status = 'sent' AND sent_at > $1 AND recipient = ANY($2)",
+            )
+            .bind(since)
+            .bind(list)
+            .fetch_all(&mut **t)
+            .await
+        }
+    }
+}

@@ -92,7 +92,103 @@ async fn tasks(w: &World, owner: &crm::User, n: usize, due: DateTime<Utc>) -> Ve
     ids
 }
 
-both_backends!(platform_faults_end_with_every_reminder_delivered_once, fatal_errors_dead_letter_and_retry_revives);
+both_backends!(
+    platform_faults_end_with_every_reminder_delivered_once,
+    fatal_errors_dead_letter_and_retry_revives,
+    per_recipient_limits_spread_a_burst_instead_of_losing_it,
+    a_crashed_instances_lease_expires_and_another_sends,
+);
+
+/// WeCom silently drops app messages beyond 30 a minute per member, and a robot takes 20 a minute:
+/// a burst is spread over the following minutes, without using up attempts, and nothing is lost.
+async fn per_recipient_limits_spread_a_burst_instead_of_losing_it(db: Db) {
+    use chatcrm::outbox::{Kind, OutMessage, Outgoing, Target};
+    let w = World::new(db.clone()).await;
+    link(&w, &[&w.r1, &w.r2]).await;
+    let mock = MockWecom::start().await;
+    let clock = Clock::fixed(t0());
+    let burst = tasks(&w, &w.r1, 40, t0()).await;
+    let other = tasks(&w, &w.r2, 3, t0()).await;
+    let mut tx = w.tx().await;
+    let robot = Target { platform: "wecom_robot".into(), app: String::new(), recipient: "team-a".into() };
+    for i in 0..25 {
+        let m = OutMessage::text(format!("群通知 {i}"));
+        let key = format!("robot-test:{i}");
+        let out = Outgoing {
+            org_id: Some(w.org.id),
+            user_id: None,
+            kind: Kind::Notice,
+            target: &robot,
+            message: &m,
+            dedupe_key: &key,
+            not_before: t0(),
+        };
+        chatcrm::outbox::enqueue(&mut tx, &out, t0()).await.expect("enqueue");
+    }
+    tx.commit().await.expect("commit");
+    let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), "one");
+    assert_eq!(sched.tick().await.expect("tick").reminders_fired, 43);
+    // The robot client's own window is real time; give it a large one so the outbox's limit shows.
+    let robot_client = chatcrm::platform::wecom::client::RobotClient::with_rate_limit(
+        StdDuration::from_secs(2),
+        1000,
+        StdDuration::from_secs(60),
+    )
+    .expect("robot client");
+    let senders = Senders::default()
+        .with_wecom(APP, client(&mock, StdDuration::from_secs(2)))
+        .with_robot(robot_client, &mock.base_url());
+    let outbox = Dispatcher::new(db.clone(), clock.clone(), "one", senders, DispatchConfig::default());
+    let first = outbox.drain().await.expect("drain");
+    assert_eq!(first.sent, 30 + 3 + 20, "{first:?}");
+    let to = |who: &str| mock.received().iter().filter(|r| r.touser.as_deref() == Some(who)).count();
+    assert_eq!((to("u1"), to("u2")), (30, 3));
+    assert_eq!(mock.received().iter().filter(|r| r.robot_key.as_deref() == Some("team-a")).count(), 20);
+    let mut tx = db.begin_read().await.expect("begin");
+    let pending = chatcrm::store::outbox::list(&mut tx, "pending", 100).await.expect("list");
+    tx.commit().await.expect("commit");
+    assert_eq!(pending.len(), 10 + 5);
+    assert!(pending.iter().all(|m| m.attempts == 0 && m.next_attempt_at > t0()), "held back, not failed: {pending:?}");
+    // Not a second early.
+    clock.set(t0() + Duration::seconds(59));
+    assert_eq!(outbox.drain().await.expect("drain").sent, 0);
+    clock.set(t0() + Duration::seconds(61));
+    mock.reset_robot_windows(); // the minute passes on the mock's side too
+    assert_eq!(outbox.drain().await.expect("drain").sent, 15);
+    let got = cards(&mock.received());
+    assert!(burst.iter().chain(&other).all(|id| got.get(id) == Some(&1)), "{got:?}");
+    assert_eq!(mock.received().iter().filter(|r| r.robot_key.is_some()).count(), 25);
+}
+
+/// An instance that claimed messages and died: once its lease runs out, another sends them.
+async fn a_crashed_instances_lease_expires_and_another_sends(db: Db) {
+    let w = World::new(db.clone()).await;
+    link(&w, &[&w.r1]).await;
+    let mock = MockWecom::start().await;
+    let clock = Clock::fixed(t0());
+    let ids = tasks(&w, &w.r1, 5, t0()).await;
+    let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), "a");
+    assert_eq!(sched.tick().await.expect("tick").reminders_fired, 5);
+    // Instance "a" claims everything with a 60-second lease, then is gone.
+    let mut tx = db.begin_claim().await.expect("begin");
+    let claimed =
+        chatcrm::store::outbox::claim(&mut tx, t0(), t0() + Duration::seconds(60), "a", 100).await.expect("claim");
+    tx.commit().await.expect("commit");
+    assert_eq!(claimed.len(), 5);
+    let b = Dispatcher::new(
+        db.clone(),
+        clock.clone(),
+        "b",
+        Senders::default().with_wecom(APP, client(&mock, StdDuration::from_secs(2))),
+        DispatchConfig::default(),
+    );
+    clock.set(t0() + Duration::seconds(59));
+    assert_eq!(b.drain().await.expect("drain").claimed, 0, "a live lease is respected");
+    clock.set(t0() + Duration::seconds(61));
+    assert_eq!(b.drain().await.expect("drain").sent, 5);
+    let got = cards(&mock.received());
+    assert!(ids.iter().all(|id| got.get(id) == Some(&1)), "{got:?}");
+}
 
 async fn platform_faults_end_with_every_reminder_delivered_once(db: Db) {
     let w = World::new(db.clone()).await;
@@ -204,20 +300,19 @@ async fn instances_share_due_reminders(instances: usize) {
     };
     const N: i64 = 10_000;
     let w = World::new(t.db.clone()).await;
-    link(&w, &[&w.r1, &w.r2, &w.r3]).await;
     let Db::Postgres(pool) = &t.db else { unreachable!("postgres") };
-    for (i, u) in [&w.r1, &w.r2, &w.r3].iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO tasks (org_id, owner_id, title, due_at, origin, status, created_at, remind_at, remind_exact)
-             SELECT $1, $2, 'follow-up ' || g, $3, 'manual', 'open', $3, $3, TRUE FROM generate_series(1, $4) g",
-        )
-        .bind(u.org_id)
-        .bind(u.id)
-        .bind(t0())
-        .bind(N / 3 + i64::from(i == 0) * (N % 3))
-        .execute(pool)
-        .await
-        .expect("seed");
+    // 500 reps with WeCom ids (20 reminders each stays under WeCom's 30 a minute per member).
+    let corp = MockWecom::credentials().corp_id;
+    for sql in [
+        "INSERT INTO users (org_id, handle, name, role, created_at)
+         SELECT $1, 'rep' || g, 'Rep ' || g, 'rep', $2 FROM generate_series(1, 500) g",
+        "INSERT INTO chat_identities (org_id, platform, corp_id, platform_user_id, user_id, created_at)
+         SELECT $1, 'wecom', $3, handle, id, $2 FROM users WHERE org_id = $1 AND handle LIKE 'rep%'",
+        "INSERT INTO tasks (org_id, owner_id, title, due_at, origin, status, created_at, remind_at, remind_exact)
+         SELECT $1, u.id, 'follow-up ' || g, $2, 'manual', 'open', $2, $2, TRUE
+         FROM generate_series(1, 20) g CROSS JOIN users u WHERE u.org_id = $1 AND u.handle LIKE 'rep%'",
+    ] {
+        sqlx::query(sql).bind(w.org.id).bind(t0()).bind(&corp).execute(pool).await.expect("seed");
     }
     let mock = MockWecom::start().await;
     let mut handles = Vec::new();

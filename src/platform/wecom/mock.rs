@@ -209,6 +209,11 @@ impl MockWecom {
     }
 
     /// `gettoken` calls so far, successful or not.
+    /// Forgets the robots' per-minute windows, as if a minute had passed (for tests that step a test clock).
+    pub fn reset_robot_windows(&self) {
+        lock(&self.state).robot_windows.clear();
+    }
+
     /// Identical app messages dropped by the duplicate check (see the module docs).
     pub fn duplicates_dropped(&self) -> usize {
         lock(&self.state).duplicates_dropped
