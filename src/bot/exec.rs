@@ -280,27 +280,38 @@ pub(super) async fn run(
                 region,
                 industry,
                 to_pool: false,
+                tags: Vec::new(),
             };
-            let l = crm::leads::create_lead(tx, ctx, new).await?;
-            done(render::lead_created(lang, &l))
+            // A rep's own lead is theirs; a manager's goes by the assignment rules.
+            if ctx.actor.role == crm::Role::Rep {
+                let l = crm::leads::create_lead(tx, ctx, new).await?;
+                return done(render::lead_created(lang, &l));
+            }
+            match crm::leads::intake(tx, ctx, new).await? {
+                crm::leads::Intake::Created { lead, routed } => {
+                    let why = routed.as_ref().map_or_else(String::new, |r| r.reason.clone());
+                    if let Some(owner) = lead.owner_id.filter(|o| Some(*o) != ctx.actor.user_id) {
+                        let line = routed.as_ref().and_then(|r| r.rule.as_ref()).map_or_else(
+                            || format!("{} 分配给你", turn.user.name),
+                            |rule| format!("按规则『{rule}』分配给你"),
+                        );
+                        crate::outbox::notify_lead_assigned(tx, &bot.routes, &lead, owner, &line, ctx.now).await?;
+                    }
+                    done(render::lead_routed(lang, &lead, &why))
+                }
+                crm::leads::Intake::Duplicate { lead, owner_name } => {
+                    let owner = owner_name.unwrap_or_else(|| "公海".into());
+                    Ok(Outcome::Rejected(render::lead_duplicate(lang, &lead, &owner)))
+                }
+                crm::leads::Intake::Customer { customer } => Err(crm::customers::already_exists(ctx, &customer)),
+            }
         }
         Command::AssignLead { lead, to } => {
             let user = crm::users::find_user(tx, ctx.org_id(), &to).await?;
             let l = crm::leads::assign_lead(tx, ctx, lead, user.id).await?;
             if Some(user.id) != ctx.actor.user_id {
-                let notice = crate::outbox::OutMessage::text(render::lead_notice(&l, &turn.user.name));
-                let target = bot.routes.target_for_user(tx, user.id).await?;
-                let key = format!("lead-assigned:{}:{}", l.id, ctx.source_message_id.unwrap_or_default());
-                let out = crate::outbox::Outgoing {
-                    org_id: Some(ctx.org_id()),
-                    user_id: Some(user.id),
-                    kind: crate::outbox::Kind::Notice,
-                    target: &target,
-                    message: &notice,
-                    dedupe_key: &key,
-                    not_before: ctx.now,
-                };
-                crate::outbox::enqueue(tx, &out, ctx.now).await?;
+                let line = format!("{} 把线索分配给你", turn.user.name);
+                crate::outbox::notify_lead_assigned(tx, &bot.routes, &l, user.id, &line, ctx.now).await?;
             }
             done(render::lead_assigned(lang, &l, &user.name))
         }

@@ -466,11 +466,21 @@ pub fn lead_created(lang: Lang, l: &Lead) -> String {
     )
 }
 
-/// The notice pushed to the rep a lead was assigned to.
-pub fn lead_notice(l: &Lead, by: &str) -> String {
-    let phone = l.phone.as_deref().map(|p| format!(" {p}")).unwrap_or_default();
-    let contact = l.contact_name.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
-    format!("📌 {by} 把线索 #{} {}{contact}{phone} 分配给你，请尽快联系。", l.id, l.company)
+/// A lead a manager entered, routed by the rules: who got it and why.
+pub fn lead_routed(lang: Lang, l: &Lead, why: &str) -> String {
+    pick(
+        lang,
+        format!("已登记线索 #{} {}：{why}", l.id, l.company),
+        format!("Lead #{} {} recorded: {why}", l.id, l.company),
+    )
+}
+
+pub fn lead_duplicate(lang: Lang, l: &Lead, owner: &str) -> String {
+    pick(
+        lang,
+        format!("线索已存在：#{} {}（负责人：{owner}），没有重复登记。", l.id, l.company),
+        format!("this lead already exists: #{} {} (owner: {owner}); not recorded twice", l.id, l.company),
+    )
 }
 
 pub fn lead_assigned(lang: Lang, l: &Lead, to: &str) -> String {

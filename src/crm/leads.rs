@@ -20,6 +20,21 @@ pub struct NewLead {
     pub industry: Option<String>,
     /// Put the lead in the public pool instead of giving it to the creator.
     pub to_pool: bool,
+    /// Conditions for the assignment rules.
+    pub tags: Vec<String>,
+}
+
+/// What an intake did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Intake {
+    /// A new lead; `routed` says who got it and why when rules assigned it.
+    Created { lead: Lead, routed: Option<super::lead_rules::Routed> },
+    /// An open lead with the same phone or company exists: the submission is recorded on it and
+    /// no second lead is made.
+    Duplicate { lead: Lead, owner_name: Option<String> },
+    /// The company is already a customer.
+    Customer { customer: super::Customer },
 }
 
 /// Phone numbers as people write them → digits only, without the +86 / 0086 country code.
@@ -55,66 +70,121 @@ pub fn dedupe_key(phone_norm: Option<&str>, company_norm: &str) -> String {
     }
 }
 
+/// A lead from chat: a rep's own lead is theirs; a manager's or admin's goes by the rules. A
+/// duplicate or an existing customer is refused with who has it (where the user may know).
 pub async fn create_lead(tx: &mut Tx, ctx: &Ctx, new: NewLead) -> Result<Lead> {
+    match intake(tx, ctx, new).await? {
+        Intake::Created { lead, .. } => Ok(lead),
+        Intake::Duplicate { lead, owner_name } => {
+            let visible = lead.status == LeadStatus::Pool || ctx.actor.can_access(lead.owner_id, lead.owner_team_id);
+            if !visible {
+                // Do not reveal whose it is: anyone could otherwise look up phone numbers.
+                return Err(CrmError::Conflict(text(
+                    "这条线索已经有人在跟进了，不能重复登记。需要接手请找经理。",
+                    "this lead is already being worked by someone; ask your manager if you should take it over",
+                )));
+            }
+            let owner = owner_name.unwrap_or_else(|| "公海".into());
+            Err(CrmError::Conflict(text(
+                format!("线索已存在：#{} {}（负责人：{owner}）", lead.id, lead.company),
+                format!("this lead already exists: #{} {} (owner: {owner})", lead.id, lead.company),
+            )))
+        }
+        Intake::Customer { customer } => Err(super::customers::already_exists(ctx, &customer)),
+    }
+}
+
+/// Takes in a lead from any channel (chat, API, CSV): dedupes it against open leads (phone or
+/// company) and customers, then gives it an owner — the rep who entered it, the pool when asked,
+/// or else the assignment rules.
+pub async fn intake(tx: &mut Tx, ctx: &Ctx, new: NewLead) -> Result<Intake> {
     let company = clean_text("公司名称", "company", &matching::clean_display_name(&new.company), 100)?;
     let company_norm = matching::normalize_name(&company);
+    if company_norm.is_empty() {
+        return Err(invalid("公司名称不能为空", "the company name is empty"));
+    }
     let phone = clean_opt("电话", "phone", new.phone.as_deref(), 30)?;
     let phone_norm = phone.as_deref().and_then(normalize_phone);
     if phone.is_some() && phone_norm.is_none() {
         return Err(invalid("电话号码看不懂，例如 13800000000", "that phone number does not parse, e.g. 13800000000"));
     }
-    let dupes = store::leads::open_duplicates(tx, ctx.org_id(), phone_norm.as_deref(), &company_norm).await?;
-    if let Some(d) = dupes.first() {
-        let visible = d.status == LeadStatus::Pool || ctx.actor.can_access(d.owner_id, d.owner_team_id);
-        if !visible {
-            // Do not reveal whose it is: anyone could otherwise look up phone numbers.
-            return Err(CrmError::Conflict(text(
-                "这条线索已经有人在跟进了，不能重复登记。需要接手请找经理。",
-                "this lead is already being worked by someone; ask your manager if you should take it over",
-            )));
+    let contact_name = clean_opt("联系人", "contact", new.contact_name.as_deref(), 50)?;
+    let email = clean_opt("邮箱", "email", new.email.as_deref(), 100)?;
+    let source = clean_opt("来源", "source", new.source.as_deref(), 50)?;
+    let region = clean_opt("地区", "region", new.region.as_deref(), 50)?;
+    let industry = clean_opt("行业", "industry", new.industry.as_deref(), 50)?;
+    let mut tags: Vec<String> = Vec::new();
+    for t in &new.tags {
+        let t = clean_text("标签", "tag", t, 30)?.replace(',', " ");
+        if !tags.contains(&t) {
+            tags.push(t);
         }
-        let owner = match d.owner_id {
-            Some(o) => super::users::user_by_id(tx, ctx.org_id(), o).await?.name,
-            None => "公海".into(),
+    }
+    let dupes = store::leads::open_duplicates(tx, ctx.org_id(), phone_norm.as_deref(), &company_norm).await?;
+    if let Some(d) = dupes.into_iter().next() {
+        let owner_name = match d.owner_id {
+            Some(o) => Some(super::users::user_by_id(tx, ctx.org_id(), o).await?.name),
+            None => None,
         };
-        return Err(CrmError::Conflict(text(
-            format!("线索已存在：#{} {}（负责人：{owner}）", d.id, d.company),
-            format!("this lead already exists: #{} {} (owner: {owner})", d.id, d.company),
-        )));
+        // Linked, not lost: the submission is kept on the existing lead's history.
+        let submitted = serde_json::json!({
+            "company": company, "contact_name": contact_name, "phone": phone, "email": email,
+            "source": source, "region": region, "industry": industry, "tags": tags,
+        });
+        audit(tx, ctx, "duplicate_submission", "lead", d.id, None::<&()>, Some(&submitted)).await?;
+        return Ok(Intake::Duplicate { lead: d, owner_name });
     }
     if let Some(c) = store::customers::by_norm(tx, ctx.org_id(), &company_norm).await? {
-        return Err(super::customers::already_exists(ctx, &c));
+        return Ok(Intake::Customer { customer: c });
     }
-    let (owner_id, status) = match (new.to_pool, ctx.actor.user_id) {
-        (false, Some(me)) => (Some(me), LeadStatus::Assigned),
-        (true, _) => (None, LeadStatus::Pool),
-        (false, None) => (None, LeadStatus::New),
+    let facts = super::lead_rules::LeadFacts {
+        region: region.as_deref(),
+        industry: industry.as_deref(),
+        source: source.as_deref(),
+        tags: &tags,
+    };
+    let (owner_id, status, routed) = match (new.to_pool, ctx.actor.user_id, ctx.actor.role) {
+        (true, _, _) => (None, LeadStatus::Pool, None),
+        (false, Some(me), Role::Rep) => (Some(me), LeadStatus::Assigned, None),
+        _ => {
+            let routed = super::lead_rules::route(tx, ctx, &facts).await?;
+            let status = if routed.user_id.is_some() { LeadStatus::Assigned } else { LeadStatus::Pool };
+            (routed.user_id, status, Some(routed))
+        }
+    };
+    let reason = match (&routed, owner_id) {
+        (Some(r), _) => Some(r.reason.clone()),
+        (None, Some(_)) => Some("自己登记".to_string()),
+        (None, None) => Some("登记到公海".to_string()),
     };
     let key = dedupe_key(phone_norm.as_deref(), &company_norm);
+    let tags_text = tags.join(",");
     let id = store::leads::insert(
         tx,
         &NewLeadRow {
             org_id: ctx.org_id(),
             company: &company,
             company_norm: &company_norm,
-            contact_name: clean_opt("联系人", "contact", new.contact_name.as_deref(), 50)?.as_deref(),
+            contact_name: contact_name.as_deref(),
             phone: phone.as_deref(),
             phone_norm: phone_norm.as_deref(),
-            email: clean_opt("邮箱", "email", new.email.as_deref(), 100)?.as_deref(),
-            source: clean_opt("来源", "source", new.source.as_deref(), 50)?.as_deref(),
-            region: clean_opt("地区", "region", new.region.as_deref(), 50)?.as_deref(),
-            industry: clean_opt("行业", "industry", new.industry.as_deref(), 50)?.as_deref(),
+            email: email.as_deref(),
+            source: source.as_deref(),
+            region: region.as_deref(),
+            industry: industry.as_deref(),
             status,
             owner_id,
             dedupe_key: &key,
             customer_id: None,
+            tags: &tags_text,
+            assign_reason: reason.as_deref(),
             now: ctx.now,
         },
     )
     .await?;
     let lead = load(tx, ctx, id).await?;
     audit(tx, ctx, "create", "lead", id, None::<&()>, Some(&lead)).await?;
-    Ok(lead)
+    Ok(Intake::Created { lead, routed })
 }
 
 async fn load(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Lead> {
@@ -151,6 +221,7 @@ pub async fn assign_lead(tx: &mut Tx, ctx: &Ctx, id: i64, to_user: i64) -> Resul
     if !user.active {
         return Err(invalid(format!("{} 已停用", user.name), format!("{} is inactive", user.name)));
     }
+    let reason = format!("{} 手动分配", ctx.actor.user_id.map_or("系统".to_string(), |u| format!("#{u}")));
     store::leads::set_owner_status(
         tx,
         ctx.org_id(),
@@ -159,6 +230,7 @@ pub async fn assign_lead(tx: &mut Tx, ctx: &Ctx, id: i64, to_user: i64) -> Resul
         LeadStatus::Assigned,
         before.customer_id,
         ctx.now,
+        Some(&reason),
     )
     .await?;
     let after = load(tx, ctx, id).await?;
@@ -178,8 +250,17 @@ pub async fn claim_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Lead> {
             format!("lead #{id} is not in the public pool"),
         ));
     }
-    store::leads::set_owner_status(tx, ctx.org_id(), id, Some(me), LeadStatus::Assigned, before.customer_id, ctx.now)
-        .await?;
+    store::leads::set_owner_status(
+        tx,
+        ctx.org_id(),
+        id,
+        Some(me),
+        LeadStatus::Assigned,
+        before.customer_id,
+        ctx.now,
+        Some("从公海认领"),
+    )
+    .await?;
     let after = load(tx, ctx, id).await?;
     audit(tx, ctx, "claim", "lead", id, Some(&before), Some(&after)).await?;
     Ok(after)
@@ -202,7 +283,8 @@ pub async fn set_lead_status(tx: &mut Tx, ctx: &Ctx, id: i64, status: LeadStatus
             ));
         }
     };
-    store::leads::set_owner_status(tx, ctx.org_id(), id, owner, status, before.customer_id, ctx.now).await?;
+    let reason = (status == LeadStatus::Pool).then_some("退回公海");
+    store::leads::set_owner_status(tx, ctx.org_id(), id, owner, status, before.customer_id, ctx.now, reason).await?;
     let after = load(tx, ctx, id).await?;
     audit(tx, ctx, "set_status", "lead", id, Some(&before), Some(&after)).await?;
     Ok(after)
@@ -263,6 +345,7 @@ pub async fn convert_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<(Lead, supe
         LeadStatus::Converted,
         Some(customer.id),
         ctx.now,
+        None,
     )
     .await?;
     let after = load(tx, ctx, id).await?;

@@ -7,6 +7,7 @@
 pub mod activities;
 pub mod customers;
 pub mod deals;
+pub mod lead_rules;
 pub mod leads;
 pub mod matching;
 pub mod model;

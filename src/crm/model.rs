@@ -307,6 +307,13 @@ pub struct Lead {
     pub customer_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Comma-separated.
+    pub tags: String,
+    /// Why it has its owner: the rule that matched, manual, claimed, recycled.
+    pub assign_reason: Option<String>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    /// SLA clock: 0 running, 1 owner reminded, 2 manager told, 3 back in the pool.
+    pub sla_stage: i64,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow)]

@@ -141,7 +141,17 @@ async fn revert(tx: &mut Tx, row: &AuditEntry) -> Result<()> {
         }
         ("lead", "assign" | "claim" | "set_status" | "convert") => {
             let l: Lead = before(row)?;
-            store::leads::set_owner_status(tx, l.org_id, id, l.owner_id, l.status, l.customer_id, l.updated_at).await?;
+            store::leads::set_owner_status(
+                tx,
+                l.org_id,
+                id,
+                l.owner_id,
+                l.status,
+                l.customer_id,
+                l.updated_at,
+                l.assign_reason.as_deref(),
+            )
+            .await?;
         }
         ("task", "complete" | "snooze") => {
             let t: Task = before(row)?;

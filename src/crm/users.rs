@@ -128,3 +128,15 @@ pub async fn resolve_identity(
 ) -> Result<Option<User>> {
     Ok(store::users::by_identity(tx, platform, corp_id, platform_user_id).await?)
 }
+
+/// Puts a user on leave (assignment rules skip them) or back. Managers for their team, admins for all.
+pub async fn set_on_leave(tx: &mut Tx, ctx: &Ctx, user_id: i64, on_leave: bool) -> Result<User> {
+    super::require_manager(ctx, "只有经理或管理员可以设置休假", "only managers and admins can set leave")?;
+    let user = user_by_id(tx, ctx.org_id(), user_id).await?;
+    if !ctx.actor.can_access(Some(user.id), user.team_id) {
+        return Err(super::forbidden("只能设置你团队里的人", "you can only set this for people in your team"));
+    }
+    store::users::set_on_leave(tx, ctx.org_id(), user_id, on_leave).await?;
+    super::audit(tx, ctx, if on_leave { "leave" } else { "back" }, "user", user_id, None::<&()>, Some(&user)).await?;
+    user_by_id(tx, ctx.org_id(), user_id).await
+}

@@ -151,3 +151,34 @@ pub async fn enqueue(tx: &mut Tx, out: &Outgoing<'_>, now: DateTime<Utc>) -> sql
     }
     Ok(queued)
 }
+
+/// Tells the rep a lead was given to them, and why, in the transaction that assigned it.
+/// `why` is one line, e.g. "按规则『青岛制造业』分配给你" or "李雷 把线索分配给你".
+pub async fn notify_lead_assigned(
+    tx: &mut Tx,
+    routes: &Routes,
+    lead: &crate::crm::Lead,
+    to_user: i64,
+    why: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let phone = lead.phone.as_deref().map(|p| format!(" {p}")).unwrap_or_default();
+    let contact = lead.contact_name.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
+    let region = lead.region.as_deref().map(|r| format!("（{r}）")).unwrap_or_default();
+    let text = format!(
+        "📌 新线索 #{} {}{region}{contact}{phone}\n{why}，请尽快联系。联系后发「转化 #{}」转为客户。",
+        lead.id, lead.company, lead.id
+    );
+    let target = routes.target_for_user(tx, to_user).await?;
+    let key = format!("lead-assigned:{}:{to_user}:{}", lead.id, lead.assigned_at.unwrap_or(now).timestamp_millis());
+    let out = Outgoing {
+        org_id: Some(lead.org_id),
+        user_id: Some(to_user),
+        kind: Kind::Notice,
+        target: &target,
+        message: &OutMessage::text(text),
+        dedupe_key: &key,
+        not_before: now,
+    };
+    enqueue(tx, &out, now).await
+}

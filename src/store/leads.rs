@@ -10,7 +10,8 @@ macro_rules! lead_select {
     () => {
         "SELECT l.id, l.org_id, l.company, l.company_norm, l.contact_name, l.phone, l.phone_norm,
                 l.email, l.source, l.region, l.industry, l.status, l.owner_id,
-                u.team_id AS owner_team_id, l.dedupe_key, l.customer_id, l.created_at, l.updated_at
+                u.team_id AS owner_team_id, l.dedupe_key, l.customer_id, l.created_at, l.updated_at,
+                l.tags, l.assign_reason, l.assigned_at, l.sla_stage
          FROM leads l LEFT JOIN users u ON u.id = l.owner_id "
     };
 }
@@ -30,6 +31,8 @@ pub struct NewLeadRow<'a> {
     pub owner_id: Option<i64>,
     pub dedupe_key: &'a str,
     pub customer_id: Option<i64>,
+    pub tags: &'a str,
+    pub assign_reason: Option<&'a str>,
     pub now: DateTime<Utc>,
 }
 
@@ -37,8 +40,9 @@ pub async fn insert(tx: &mut Tx, r: &NewLeadRow<'_>) -> sqlx::Result<i64> {
     run!(tx, |c| sqlx::query_scalar(
         "INSERT INTO leads (org_id, company, company_norm, contact_name, phone, phone_norm, email,
                             source, region, industry, status, owner_id, dedupe_key, customer_id,
-                            created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id"
+                            created_at, updated_at, tags, assign_reason, assigned_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17,
+                 CASE WHEN $12 IS NULL THEN NULL ELSE $15 END) RETURNING id"
     )
     .bind(r.org_id)
     .bind(r.company)
@@ -55,6 +59,8 @@ pub async fn insert(tx: &mut Tx, r: &NewLeadRow<'_>) -> sqlx::Result<i64> {
     .bind(r.dedupe_key)
     .bind(r.customer_id)
     .bind(r.now)
+    .bind(r.tags)
+    .bind(r.assign_reason)
     .fetch_one(c)
     .await)
 }
@@ -87,6 +93,9 @@ pub async fn open_duplicates(
     .await)
 }
 
+/// Sets owner and status. A new owner restarts the SLA clock; `reason` (when given) says why the
+/// lead has its owner.
+#[allow(clippy::too_many_arguments)]
 pub async fn set_owner_status(
     tx: &mut Tx,
     org_id: i64,
@@ -95,9 +104,16 @@ pub async fn set_owner_status(
     status: LeadStatus,
     customer_id: Option<i64>,
     now: DateTime<Utc>,
+    reason: Option<&str>,
 ) -> sqlx::Result<()> {
     run!(tx, |c| sqlx::query(
-        "UPDATE leads SET owner_id = $3, status = $4, customer_id = $5, updated_at = $6
+        "UPDATE leads SET
+                assigned_at = CASE WHEN COALESCE(owner_id, -1) <> COALESCE($3, -1) THEN
+                                   CASE WHEN $3 IS NULL THEN NULL ELSE $6 END
+                              ELSE assigned_at END,
+                sla_stage = CASE WHEN COALESCE(owner_id, -1) <> COALESCE($3, -1) THEN 0 ELSE sla_stage END,
+                assign_reason = COALESCE($7, assign_reason),
+                owner_id = $3, status = $4, customer_id = $5, updated_at = $6
          WHERE org_id = $1 AND id = $2"
     )
     .bind(org_id)
@@ -106,9 +122,31 @@ pub async fn set_owner_status(
     .bind(status)
     .bind(customer_id)
     .bind(now)
+    .bind(reason)
     .execute(c)
     .await
     .map(|_| ()))
+}
+
+pub async fn set_sla_stage(tx: &mut Tx, id: i64, stage: i64) -> sqlx::Result<()> {
+    run!(tx, |c| sqlx::query("UPDATE leads SET sla_stage = $2 WHERE id = $1")
+        .bind(id)
+        .bind(stage)
+        .execute(c)
+        .await
+        .map(|_| ()))
+}
+
+/// Assigned leads not yet contacted, oldest assignment first (the SLA clock runs on these).
+pub async fn awaiting_contact(tx: &mut Tx, org_id: i64) -> sqlx::Result<Vec<Lead>> {
+    run!(tx, |c| sqlx::query_as(concat!(
+        lead_select!(),
+        "WHERE l.org_id = $1 AND l.status = 'assigned' AND l.owner_id IS NOT NULL AND l.sla_stage < 3
+         ORDER BY l.assigned_at, l.id"
+    ))
+    .bind(org_id)
+    .fetch_all(c)
+    .await)
 }
 
 pub async fn in_pool(tx: &mut Tx, org_id: i64) -> sqlx::Result<Vec<Lead>> {

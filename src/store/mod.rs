@@ -10,6 +10,7 @@ pub mod audit;
 pub mod customers;
 pub mod deals;
 pub mod inbox;
+pub mod lead_rules;
 pub mod leads;
 pub mod orgs;
 pub mod outbox;

@@ -134,3 +134,21 @@ pub async fn identities_of(tx: &mut Tx, user_id: i64) -> sqlx::Result<Vec<(Strin
     .fetch_all(c)
     .await)
 }
+
+pub async fn teams(tx: &mut Tx, org_id: i64) -> sqlx::Result<Vec<Team>> {
+    run!(tx, |c| sqlx::query_as("SELECT id, org_id, name FROM teams WHERE org_id = $1 ORDER BY id")
+        .bind(org_id)
+        .fetch_all(c)
+        .await)
+}
+
+/// Marks a user on leave (no new leads by rule) or back.
+pub async fn set_on_leave(tx: &mut Tx, org_id: i64, id: i64, on_leave: bool) -> sqlx::Result<bool> {
+    run!(tx, |c| sqlx::query("UPDATE users SET on_leave = $3 WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .bind(on_leave)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}

@@ -76,19 +76,25 @@ fn cards(received: &[Received]) -> BTreeMap<i64, usize> {
     map
 }
 
+/// 100 reps with WeCom ids and 15 due reminders each (WeCom takes 30 a minute per member).
 async fn seed(db: &Db) -> Vec<i64> {
     let w = World::new(db.clone()).await;
     let mut tx = w.tx().await;
     let corp = MockWecom::credentials().corp_id;
-    for (u, id) in [(&w.r1, "zhangsan"), (&w.r2, "lisi")] {
-        let ctx = Ctx::new(Actor::system(u.org_id), Via::Cli, Utc::now());
-        crm::users::link_identity(&mut tx, &ctx, u.id, "wecom", &corp, id).await.expect("link");
+    let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, Utc::now());
+    let mut reps = Vec::new();
+    for i in 0..100 {
+        let handle = format!("rep{i}");
+        let new = crm::users::NewUser { handle: &handle, name: &handle, role: crm::Role::Rep, team_id: None };
+        let u = crm::users::create_user(&mut tx, &sys, new).await.expect("user");
+        crm::users::link_identity(&mut tx, &sys, u.id, "wecom", &corp, &format!("wx{i}")).await.expect("link");
+        reps.push(u);
     }
     // Due a minute ago: they fire at once, late.
     let due = Utc::now() - Duration::minutes(1);
     let mut ids = Vec::new();
     for i in 0..TASKS {
-        let owner = if i % 2 == 0 { &w.r1 } else { &w.r2 };
+        let owner = &reps[i % reps.len()];
         let ctx = Ctx::new(Actor::of(owner), Via::Chat, due - Duration::minutes(1));
         let new = crm::tasks::NewTask {
             title: format!("回访客户 {i}"),
