@@ -60,6 +60,8 @@ pub async fn log_activity(tx: &mut Tx, ctx: &Ctx, new: NewActivity) -> Result<Lo
     store::customers::touch_contacted(tx, customer.id, occurred_at).await?;
     // Contact made: the follow-up rule's open task for this customer is done.
     store::schedule::complete_rule_tasks(tx, ctx.org_id(), customer.id, ctx.now).await?;
+    // ... and stops the SLA clock of this rep's lead for the same company.
+    store::leads::mark_contacted(tx, ctx.org_id(), user_id, &customer.name_norm, ctx.now).await?;
     let activity = store::activities::by_id(tx, ctx.org_id(), id)
         .await?
         .ok_or_else(|| not_found(format!("活动 #{id} 不存在"), format!("activity #{id} does not exist")))?;

@@ -80,6 +80,7 @@ async fn run_job(
         Job::FollowUp => follow_up(s, tx, org, now).await,
         Job::StuckDeals => stuck_deals(s, tx, org, now).await,
         Job::OverdueTasks => overdue(s, tx, org, scheduled, now).await,
+        Job::LeadSla => lead_sla(s, tx, org, now).await,
     }
 }
 
@@ -300,6 +301,122 @@ async fn overdue(
         {
             n += 1;
         }
+    }
+    Ok(n)
+}
+
+/// Working hours (hours on working days of the org's calendar) from `from` to `to`.
+fn working_hours(s: &Scheduler, org: &Org, from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    let tz = org.tz();
+    let cal = &s.org_plan(org).calendar;
+    let mut total = 0.0;
+    let mut cursor = from;
+    // Day by day, at most a year.
+    for _ in 0..366 {
+        if cursor >= to {
+            break;
+        }
+        let next_midnight = start_of_day(cursor, tz) + chrono::Duration::days(1);
+        let next_midnight = if next_midnight <= cursor { cursor + chrono::Duration::hours(24) } else { next_midnight };
+        let end = next_midnight.min(to);
+        if cal.is_workday(cursor.with_timezone(&tz).date_naive()) {
+            total += (end - cursor).num_seconds() as f64 / 3600.0;
+        }
+        cursor = end;
+    }
+    total
+}
+
+/// The lead SLA clock: a lead assigned and not contacted within `lead_sla_hours` working hours
+/// reminds its owner; `lead_sla_escalate_hours` later the owner's manager is told; and, when
+/// configured, `lead_sla_recycle_hours` after the SLA it goes back to the public pool with the
+/// reason recorded. Contacting the lead (or converting, qualifying, discarding it) stops the
+/// clock. Nothing is sent during quiet hours; the next run catches up.
+async fn lead_sla(s: &Scheduler, tx: &mut Tx, org: &Org, now: DateTime<Utc>) -> crm::Result<usize> {
+    let tz = org.tz();
+    let plan = s.org_plan(org);
+    if let Some(q) = plan.quiet.as_ref()
+        && !q.is_off()
+        && q.contains(now.with_timezone(&tz).time())
+    {
+        return Ok(0);
+    }
+    let [sla, escalate, recycle] = s.plan.lead_sla_hours;
+    let managers = managers_by_team(tx, org.id).await?;
+    let ctx = Ctx::new(Actor::system(org.id), Via::System, now);
+    let mut n = 0;
+    for lead in store::leads::awaiting_contact(tx, org.id).await? {
+        let Some(owner) = lead.owner_id else { continue };
+        let since = lead.assigned_at.unwrap_or(lead.updated_at);
+        let hours = working_hours(s, org, since, now);
+        let stage = if recycle > 0 && hours >= (sla + recycle) as f64 {
+            3
+        } else if hours >= (sla + escalate) as f64 {
+            2
+        } else if hours >= sla as f64 {
+            1
+        } else {
+            0
+        };
+        if stage <= lead.sla_stage {
+            continue;
+        }
+        let owner_name = crm::users::user_by_id(tx, org.id, owner).await?.name;
+        let key = |what: &str, to: i64| format!("lead-sla:{}:{what}:{to}:{}", lead.id, since.timestamp());
+        if stage >= 1 && lead.sla_stage < 1 {
+            let text = format!(
+                "⏳ 线索 #{} {} 分配给你已超过 {sla} 个工作小时还没有联系。\n联系后发「联系了 #{}」，或发「退回公海 #{}」交给别人。",
+                lead.id, lead.company, lead.id, lead.id
+            );
+            let note =
+                Note { user_id: owner, kind: Kind::Notice, message: OutMessage::text(text), key: key("remind", owner) };
+            n += usize::from(send_to(s, tx, org, note, now).await?);
+        }
+        if stage >= 2 && lead.sla_stage < 2 {
+            let team = crm::users::user_by_id(tx, org.id, owner).await?.team_id;
+            let text = format!(
+                "⚠️ 线索超时：{owner_name} 的线索 #{} {} 自 {} 分配后一直没有联系（已超时 {escalate} 个工作小时）。\n可发「分配 #{} 给 @某人」改派。",
+                lead.id,
+                lead.company,
+                format_time(since, tz, Lang::Zh),
+                lead.id
+            );
+            let to = managers.get(&team).or_else(|| managers.get(&None)).cloned().unwrap_or_default();
+            for m in to.iter().filter(|m| m.id != owner) {
+                let note = Note {
+                    user_id: m.id,
+                    kind: Kind::Notice,
+                    message: OutMessage::text(text.clone()),
+                    key: key("escalate", m.id),
+                };
+                n += usize::from(send_to(s, tx, org, note, now).await?);
+            }
+        }
+        if stage >= 3 {
+            let reason = format!("超过时限 {} 个工作小时未联系，退回公海（原负责人 {owner_name}）", sla + recycle);
+            store::leads::set_owner_status(
+                tx,
+                org.id,
+                lead.id,
+                None,
+                crm::LeadStatus::Pool,
+                lead.customer_id,
+                now,
+                Some(&reason),
+            )
+            .await?;
+            let after = serde_json::json!({ "lead": lead.id, "reason": reason });
+            crm::audit(tx, &ctx, "recycle", "lead", lead.id, Some(&lead), Some(&after)).await?;
+            let text = format!("↩️ 线索 #{} {} 超时未联系，已退回公海。", lead.id, lead.company);
+            let note = Note {
+                user_id: owner,
+                kind: Kind::Notice,
+                message: OutMessage::text(text),
+                key: key("recycled", owner),
+            };
+            n += usize::from(send_to(s, tx, org, note, now).await?);
+        }
+        store::leads::set_sla_stage(tx, lead.id, stage).await?;
     }
     Ok(n)
 }

@@ -36,6 +36,14 @@ pub struct ScheduleSettings {
     pub follow_up: String,
     pub stuck_deals: String,
     pub overdue_tasks: String,
+    /// The lead SLA clock (reminders, escalation, recycling); outside quiet hours only.
+    pub lead_sla: String,
+    /// Working hours a new lead's owner has to contact it; then the owner is reminded.
+    pub lead_sla_hours: u32,
+    /// Working hours after the SLA until the owner's manager is told.
+    pub lead_sla_escalate_hours: u32,
+    /// Working hours after the SLA until the lead goes back to the public pool; 0 = never.
+    pub lead_sla_recycle_hours: u32,
     /// Outbox: messages claimed per batch, lease, attempts before dead-lettering, backoff, parallel sends.
     pub outbox_batch: i64,
     pub outbox_lease_secs: u64,
@@ -90,6 +98,10 @@ impl Default for ScheduleSettings {
             follow_up: "17 * * * *".into(),
             stuck_deals: "37 9 * * *".into(),
             overdue_tasks: "55 8 * * *".into(),
+            lead_sla: "4/10 * * * *".into(),
+            lead_sla_hours: 48,
+            lead_sla_escalate_hours: 24,
+            lead_sla_recycle_hours: 0,
             outbox_batch: 256,
             outbox_lease_secs: 60,
             outbox_max_attempts: 8,
@@ -109,10 +121,12 @@ pub enum Job {
     FollowUp,
     StuckDeals,
     OverdueTasks,
+    LeadSla,
 }
 
 impl Job {
-    pub const ALL: [Job; 5] = [Job::DailyDigest, Job::WeeklyDigest, Job::FollowUp, Job::StuckDeals, Job::OverdueTasks];
+    pub const ALL: [Job; 6] =
+        [Job::DailyDigest, Job::WeeklyDigest, Job::FollowUp, Job::StuckDeals, Job::OverdueTasks, Job::LeadSla];
 
     pub fn key(self) -> &'static str {
         match self {
@@ -121,6 +135,7 @@ impl Job {
             Job::FollowUp => "follow_up",
             Job::StuckDeals => "stuck_deals",
             Job::OverdueTasks => "overdue_tasks",
+            Job::LeadSla => "lead_sla",
         }
     }
 
@@ -145,6 +160,8 @@ pub struct Plan {
     /// Follow-up limits in days for grades A, B, C.
     pub follow_up_days: [i64; 3],
     pub stage_dwell_days: BTreeMap<String, i64>,
+    /// Lead SLA: contact within, escalate after, recycle after (0 = never), in working hours.
+    pub lead_sla_hours: [i64; 3],
     pub jobs: Vec<(Job, CronSchedule)>,
     pub default_org: OrgPlan,
     /// By org name.
@@ -205,12 +222,20 @@ impl TryFrom<&ScheduleSettings> for Plan {
             (Job::FollowUp, &s.follow_up, "schedule.follow_up", "CHATCRM_SCHEDULE__FOLLOW_UP"),
             (Job::StuckDeals, &s.stuck_deals, "schedule.stuck_deals", "CHATCRM_SCHEDULE__STUCK_DEALS"),
             (Job::OverdueTasks, &s.overdue_tasks, "schedule.overdue_tasks", "CHATCRM_SCHEDULE__OVERDUE_TASKS"),
+            (Job::LeadSla, &s.lead_sla, "schedule.lead_sla", "CHATCRM_SCHEDULE__LEAD_SLA"),
         ] {
             if matches!(text.trim(), "off" | "") {
                 continue;
             }
             let cron = text.parse::<CronSchedule>().map_err(|e| bad(key, env, e.to_string()))?;
             jobs.push((job, cron));
+        }
+        if s.lead_sla_hours == 0 || s.lead_sla_hours > 24 * 30 {
+            return Err(bad(
+                "schedule.lead_sla_hours",
+                "CHATCRM_SCHEDULE__LEAD_SLA_HOURS",
+                "must be between 1 and 720".into(),
+            ));
         }
         if s.outbox_batch < 1 || s.outbox_batch > 10_000 {
             return Err(bad(
@@ -263,6 +288,7 @@ impl TryFrom<&ScheduleSettings> for Plan {
             late_after: chrono::Duration::seconds(i64::try_from(s.late_after_secs).unwrap_or(120)),
             follow_up_days: [s.follow_up_days_a, s.follow_up_days_b, s.follow_up_days_c].map(i64::from),
             stage_dwell_days: s.stage_dwell_days.iter().map(|(k, v)| (k.clone(), i64::from(*v))).collect(),
+            lead_sla_hours: [s.lead_sla_hours, s.lead_sla_escalate_hours, s.lead_sla_recycle_hours].map(i64::from),
             jobs,
             default_org: OrgPlan { quiet: default_quiet, calendar: Calendar::default() },
             orgs,

@@ -158,3 +158,25 @@ pub async fn in_pool(tx: &mut Tx, org_id: i64) -> sqlx::Result<Vec<Lead>> {
     .fetch_all(c)
     .await)
 }
+
+/// A contact logged on a customer counts for the same company's assigned leads of that user: it
+/// stops their SLA clock.
+pub async fn mark_contacted(
+    tx: &mut Tx,
+    org_id: i64,
+    owner_id: i64,
+    company_norm: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    run!(tx, |c| sqlx::query(
+        "UPDATE leads SET status = 'contacted', updated_at = $4
+         WHERE org_id = $1 AND owner_id = $2 AND company_norm = $3 AND status = 'assigned'"
+    )
+    .bind(org_id)
+    .bind(owner_id)
+    .bind(company_norm)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
+}
