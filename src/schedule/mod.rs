@@ -52,6 +52,8 @@ pub struct Scheduler {
     last_runs: Mutex<HashMap<(Job, i64), DateTime<Utc>>>,
     /// Woken when messages were queued.
     queued: Option<Arc<Notify>>,
+    /// When old outbox rows were last pruned.
+    pruned: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Scheduler {
@@ -66,6 +68,7 @@ impl Scheduler {
             started,
             last_runs: Mutex::new(HashMap::new()),
             queued: None,
+            pruned: Mutex::new(None),
         }
     }
 
@@ -95,6 +98,7 @@ impl Scheduler {
                 break;
             }
         }
+        self.prune(now).await?;
         if (report.reminders_fired > 0 || report.messages_queued > 0)
             && let Some(n) = &self.queued
         {
@@ -119,6 +123,31 @@ impl Scheduler {
             }
         }
         tracing::info!("scheduler stopped");
+    }
+
+    /// Hourly: delivered messages older than `outbox_keep_days` go, in small batches.
+    async fn prune(&self, now: DateTime<Utc>) -> crm::Result<()> {
+        {
+            let mut last = self.pruned.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| now - at < chrono::Duration::hours(1)) {
+                return Ok(());
+            }
+            *last = Some(now);
+        }
+        let mut total = 0;
+        loop {
+            let mut tx = self.db.begin_claim().await?;
+            let n = crate::store::outbox::prune(&mut tx, now - self.plan.outbox_keep, 5000).await?;
+            tx.commit().await?;
+            total += n;
+            if n < 5000 {
+                break;
+            }
+        }
+        if total > 0 {
+            tracing::info!(deleted = total, "old outbox messages pruned");
+        }
+        Ok(())
     }
 
     fn org_plan(&self, org: &Org) -> &OrgPlan {

@@ -51,6 +51,8 @@ pub struct ScheduleSettings {
     pub outbox_backoff_base_secs: u64,
     pub outbox_backoff_max_secs: u64,
     pub outbox_concurrency: usize,
+    /// Sent and dropped messages are deleted after this many days (dead ones are kept).
+    pub outbox_keep_days: u32,
     /// Per-org quiet hours and working-day calendars (holidays and make-up workdays, 调休).
     pub orgs: Vec<OrgSchedule>,
 }
@@ -108,6 +110,7 @@ impl Default for ScheduleSettings {
             outbox_backoff_base_secs: 5,
             outbox_backoff_max_secs: 3600,
             outbox_concurrency: 32,
+            outbox_keep_days: 30,
             orgs: Vec::new(),
         }
     }
@@ -167,6 +170,7 @@ pub struct Plan {
     /// By org name.
     pub orgs: HashMap<String, OrgPlan>,
     pub dispatch: DispatchConfig,
+    pub outbox_keep: chrono::Duration,
 }
 
 impl Plan {
@@ -301,6 +305,7 @@ impl TryFrom<&ScheduleSettings> for Plan {
                 concurrency: s.outbox_concurrency.max(1),
                 poll: Duration::from_millis(s.tick_ms),
             },
+            outbox_keep: chrono::Duration::days(i64::from(s.outbox_keep_days.max(1))),
         })
     }
 }

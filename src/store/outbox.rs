@@ -259,3 +259,16 @@ pub async fn sent_to_since(
         }
     }
 }
+
+/// Deletes up to `limit` sent or dropped messages created before `before`; how many.
+pub async fn prune(tx: &mut Tx, before: DateTime<Utc>, limit: i64) -> sqlx::Result<u64> {
+    run!(tx, |c| sqlx::query(
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status IN ('sent', 'dropped') AND created_at < $1
+                                         ORDER BY id LIMIT $2)"
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
+}

@@ -97,7 +97,35 @@ both_backends!(
     fatal_errors_dead_letter_and_retry_revives,
     per_recipient_limits_spread_a_burst_instead_of_losing_it,
     a_crashed_instances_lease_expires_and_another_sends,
+    delivered_messages_are_pruned_after_the_keep_days_dead_ones_kept,
 );
+
+async fn delivered_messages_are_pruned_after_the_keep_days_dead_ones_kept(db: Db) {
+    let w = World::new(db.clone()).await;
+    link(&w, &[&w.r1]).await;
+    let mock = MockWecom::start().await;
+    let clock = Clock::fixed(t0());
+    tasks(&w, &w.r1, 2, t0()).await;
+    let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), "one");
+    sched.tick().await.expect("tick");
+    let outbox = Dispatcher::new(
+        db.clone(),
+        clock.clone(),
+        "one",
+        Senders::default().with_wecom(APP, client(&mock, StdDuration::from_secs(2))),
+        DispatchConfig::default(),
+    );
+    mock.script(vec![Fault::Errcode(60020)]);
+    outbox.drain().await.expect("drain");
+    assert_eq!(statuses(&db).await, vec![("dead".to_string(), 1), ("sent".to_string(), 1)]);
+    // 29 days later nothing goes; after 30 (the default) the sent one does, the dead one stays.
+    clock.set(t0() + Duration::days(29));
+    sched.tick().await.expect("tick");
+    assert_eq!(statuses(&db).await.len(), 2);
+    clock.set(t0() + Duration::days(30) + Duration::hours(2));
+    sched.tick().await.expect("tick");
+    assert_eq!(statuses(&db).await, vec![("dead".to_string(), 1)]);
+}
 
 /// WeCom silently drops app messages beyond 30 a minute per member, and a robot takes 20 a minute:
 /// a burst is spread over the following minutes, without using up attempts, and nothing is lost.
