@@ -3,6 +3,7 @@
 //! Data flow: platform adapter → [`bot`] (inbox dedupe, [`command`] parsing) → [`crm`] services →
 //! [`store`]. See docs/ARCHITECTURE.md.
 
+pub mod api_bench;
 pub mod bench;
 pub mod bot;
 pub mod clock;
@@ -11,8 +12,10 @@ pub mod config;
 pub mod crm;
 pub mod demo;
 pub mod http;
+pub mod import;
 pub mod outbox;
 pub mod platform;
+pub mod reminder_bench;
 pub mod report;
 pub mod schedule;
 pub mod startup;

@@ -47,6 +47,24 @@ enum Cmd {
         #[command(subcommand)]
         command: OutboxCmd,
     },
+    /// API tokens for the JSON API (/api/v1): create (printed once), list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCmd,
+    },
+    /// Import data from files.
+    Import {
+        #[command(subcommand)]
+        what: ImportCmd,
+    },
+    /// Lead assignment rules: list, add, remove, enable, disable.
+    Rules {
+        /// Org name (default: console_org from the config).
+        #[arg(long, global = true)]
+        org: Option<String>,
+        #[command(subcommand)]
+        command: RulesCmd,
+    },
     /// Print the commented example configuration.
     PrintConfig,
     /// Print the chat command reference (Markdown, from bot-commands/).
@@ -126,6 +144,22 @@ enum WecomCmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Lead intake through the JSON API (real server in-process, concurrent clients, assignment
+    /// rules): leads/s, p50/p99 latency, routed by rule vs pool. Ignores the configured database:
+    /// uses --database-url or a temporary SQLite file; works in an org of its own.
+    LeadsApi {
+        /// sqlite://FILE or postgres://USER@HOST/DB (created when missing). Default: a temporary
+        /// SQLite file, deleted afterwards.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Print the figures as JSON after the summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Parser throughput on one core, and worst-case time on adversarial input.
     Parse {
         #[arg(long, default_value_t = 5)]
@@ -138,6 +172,43 @@ enum BenchCmd {
         seconds: u64,
         #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
         concurrency: Vec<usize>,
+    },
+    /// Reminders fired by the scheduler and delivered by the outbox into an in-process mock WeCom:
+    /// lateness at a steady rate, then throughput on a backlog, with `pending` reminders stored.
+    /// Ignores the configured database: uses --database-url or a temporary SQLite file.
+    Reminders {
+        /// sqlite://FILE (new or empty) or postgres://USER@HOST/DB (created when missing; must
+        /// hold no tasks unless --recreate). Default: a temporary SQLite file, deleted afterwards.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// PostgreSQL: drop and recreate the database first.
+        #[arg(long)]
+        recreate: bool,
+        /// Pending reminders stored in all (the window, the backlog and far-future ones).
+        #[arg(long, default_value_t = 1_000_000)]
+        pending: u64,
+        /// Reminders falling due per second in phase A.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// Length of phase A.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Reminders made due at once in phase B.
+        #[arg(long, default_value_t = 100_000)]
+        backlog: u64,
+        /// Instances (each its own pool, scheduler and dispatcher).
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
+        /// Scheduler tick and idle dispatcher poll, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        tick_ms: u64,
+        /// Reps the reminders go to in turn (the dispatcher sends one WeCom member at most 30 a
+        /// minute, so 1,000/s needs at least 2,000 of them).
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Print the figures as JSON after the summary.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -175,6 +246,82 @@ enum UsersCmd {
         #[arg(long)]
         org: Option<String>,
     },
+    /// Put a user on leave: assignment rules skip them until `users back`.
+    Leave {
+        handle: String,
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Bring a user back from leave.
+    Back {
+        handle: String,
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// Import leads from a CSV file with a header row (Chinese or English column names), each
+    /// deduped and routed like a lead from chat. Exit code 0: every row went in; 1: some rows
+    /// were skipped; 2: the file could not be imported at all.
+    Leads {
+        file: PathBuf,
+        /// Org name (default: console_org from the config).
+        #[arg(long)]
+        org: Option<String>,
+        /// Check every row as a real import would, then roll back: nothing is written.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// List the rules in the order they are tried.
+    List,
+    /// Add a rule: leads meeting every condition given go to the user or team.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["user", "team"])))]
+    Add {
+        name: String,
+        /// Region prefix, e.g. 青岛 (also covers 青岛市 and its districts).
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        industry: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        /// Give the leads to this user (handle or name).
+        #[arg(long)]
+        user: Option<String>,
+        /// Give the leads to this team's members.
+        #[arg(long)]
+        team: Option<String>,
+        /// How a team's leads are shared: round_robin or least_loaded.
+        #[arg(long, default_value = "round_robin", value_parser = parse_strategy)]
+        strategy: crm::lead_rules::Strategy,
+        /// Most open leads a rep may hold under this rule.
+        #[arg(long, value_parser = positive)]
+        capacity: Option<i64>,
+        /// 1 = tried first (default: last).
+        #[arg(long, value_parser = positive)]
+        position: Option<i64>,
+    },
+    /// Delete a rule (by id or name).
+    Remove { rule: String },
+    /// Turn a rule back on (by id or name).
+    Enable { rule: String },
+    /// Turn a rule off without deleting it (by id or name).
+    Disable { rule: String },
+}
+
+fn parse_strategy(s: &str) -> Result<crm::lead_rules::Strategy, String> {
+    s.parse()
 }
 
 #[derive(Subcommand)]
@@ -199,6 +346,29 @@ enum OutboxCmd {
     },
     /// Do not send a pending or dead message.
     Drop { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum TokensCmd {
+    /// Make a token for an org; it is printed once and only its hash is kept.
+    Create {
+        /// Org name.
+        #[arg(long)]
+        org: String,
+        /// What the token is for, e.g. "website form".
+        #[arg(long)]
+        name: String,
+        /// `full` (every endpoint) or `intake` (POST /api/v1/leads only).
+        #[arg(long, default_value = "full", value_parser = ["full", "intake"])]
+        scope: String,
+    },
+    /// List tokens (their first characters only), of one org or all.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Revoke a token by id: it stops working at once.
+    Revoke { id: i64 },
 }
 
 const OUTBOX_STATUSES: [&str; 4] = ["pending", "sent", "dead", "dropped"];
@@ -226,9 +396,54 @@ async fn main() -> Result<()> {
         }
         Cmd::Parse { json, now, tz, text } => return parse_cmd(json, now.as_deref(), &tz, &text),
         Cmd::When { now, tz, expression } => return when_cmd(now.as_deref(), &tz, &expression),
+        Cmd::Bench { what: BenchCmd::LeadsApi { database_url, count, concurrency, json } } => {
+            chatcrm::telemetry::init("pretty", "warn");
+            let opts = chatcrm::api_bench::Options { database_url, count, concurrency };
+            let report = chatcrm::api_bench::run(opts).await?;
+            print!("{}", report.summary());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            return Ok(());
+        }
         Cmd::Bench { what: BenchCmd::Parse { seconds } } => {
             let r = chatcrm::command::bench::run(std::time::Duration::from_secs(seconds.max(1)), 256 * 1024);
             println!("{}", serde_json::to_string_pretty(&r)?);
+            return Ok(());
+        }
+        Cmd::Bench {
+            what:
+                BenchCmd::Reminders {
+                    database_url,
+                    recreate,
+                    pending,
+                    rate,
+                    seconds,
+                    backlog,
+                    instances,
+                    tick_ms,
+                    users,
+                    json,
+                },
+        } => {
+            // Warnings and errors only: the scheduler logs every batch at info.
+            chatcrm::telemetry::init("pretty", "warn");
+            let opts = chatcrm::reminder_bench::Options {
+                database_url,
+                recreate,
+                pending,
+                rate,
+                seconds,
+                backlog,
+                instances,
+                tick_ms,
+                users,
+            };
+            let report = chatcrm::reminder_bench::run(opts).await?;
+            print!("{}", report.summary());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
             return Ok(());
         }
         _ => {}
@@ -237,7 +452,8 @@ async fn main() -> Result<()> {
     chatcrm::telemetry::init(&settings.log_format, &settings.log_level);
     match cli.command {
         Cmd::PrintConfig | Cmd::Commands | Cmd::Parse { .. } | Cmd::When { .. } => Ok(()),
-        Cmd::Bench { what: BenchCmd::Parse { .. } } => Ok(()),
+        Cmd::Bench { what: BenchCmd::LeadsApi { .. } } => Ok(()),
+        Cmd::Bench { what: BenchCmd::Parse { .. } | BenchCmd::Reminders { .. } } => Ok(()),
         Cmd::CheckConfig => {
             let n = chatcrm::command::spec::validate()?;
             println!("configuration OK (database {}), {n} command specs OK", settings.database_url_redacted());
@@ -278,6 +494,23 @@ async fn main() -> Result<()> {
         Cmd::Wecom { what } => wecom_cmd(settings, what).await,
         Cmd::Users { command } => users(settings, command).await,
         Cmd::Outbox { command } => outbox(settings, command).await,
+        Cmd::Tokens { command } => tokens(settings, command).await,
+        Cmd::Import { what: ImportCmd::Leads { file, org, dry_run, json } } => {
+            // 2 when the file as a whole could not be imported (also for a missing org or database).
+            let code = match import_leads(&settings, &file, org, dry_run, json).await {
+                Ok(code) => code,
+                Err(e) => {
+                    if json {
+                        println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+                    }
+                    eprintln!("error: {e:#}");
+                    2
+                }
+            };
+            std::io::stdout().flush()?;
+            std::process::exit(code)
+        }
+        Cmd::Rules { org, command } => rules(settings, org, command).await,
     }
 }
 
@@ -403,6 +636,155 @@ async fn users(settings: Settings, command: UsersCmd) -> Result<()> {
             tx.commit().await?;
             println!("linked {platform} {corp}/{id} to {} ({})", user.name, user.handle);
         }
+        UsersCmd::Leave { handle, org } => set_leave(tx, &org_name(&org), &handle, true, now).await?,
+        UsersCmd::Back { handle, org } => set_leave(tx, &org_name(&org), &handle, false, now).await?,
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn set_leave(
+    mut tx: chatcrm::store::Tx,
+    org: &str,
+    handle: &str,
+    on_leave: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let org = crm::orgs::org_by_name(&mut tx, org).await?;
+    let ctx = Ctx::new(Actor::system(org.id), Via::Cli, now);
+    let user = crm::users::find_user(&mut tx, org.id, handle).await?;
+    crm::users::set_on_leave(&mut tx, &ctx, user.id, on_leave).await?;
+    tx.commit().await?;
+    if on_leave {
+        println!(
+            "{} ({}) is on leave: assignment rules skip them until `chatcrm users back {}`",
+            user.name, user.handle, user.handle
+        );
+    } else {
+        println!("{} ({}) is back: assignment rules include them again", user.name, user.handle);
+    }
+    Ok(())
+}
+
+/// `import leads`: the exit code for the report, or an error for the file as a whole.
+async fn import_leads(
+    settings: &Settings,
+    file: &std::path::Path,
+    org: Option<String>,
+    dry_run: bool,
+    json: bool,
+) -> Result<i32> {
+    use chatcrm::import;
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // The whole file is checked before the database is opened.
+    let parsed = import::parse_csv(&data).with_context(|| format!("cannot import {}", file.display()))?;
+    let db = startup::open_db(settings).await?;
+    let mut tx = db.begin_read().await?;
+    let org = crm::orgs::org_by_name(&mut tx, &org.unwrap_or_else(|| settings.console_org.clone())).await;
+    tx.commit().await?;
+    let opts = import::ImportOptions { org_id: org?.id, dry_run, now: Clock::system().now() };
+    let routes = chatcrm::outbox::Routes::from_settings(settings);
+    let report = import::import_rows(&db, &routes, parsed, &opts).await;
+    db.close().await;
+    let report = report?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(report.exit_code())
+}
+
+async fn rules(settings: Settings, org: Option<String>, command: RulesCmd) -> Result<()> {
+    use crm::lead_rules::{self, NewRule, Target};
+    let db = startup::open_db(&settings).await?;
+    let now = Clock::system().now();
+    let mut tx = db.begin().await?;
+    let org = crm::orgs::org_by_name(&mut tx, &org.unwrap_or_else(|| settings.console_org.clone())).await?;
+    let ctx = Ctx::new(Actor::system(org.id), Via::Cli, now);
+    let users = crm::users::list_users(&mut tx, org.id).await?;
+    let teams = chatcrm::store::users::teams(&mut tx, org.id).await?;
+    let target = |r: &lead_rules::Rule| match (r.target_user_id, r.target_team_id) {
+        (Some(u), _) => {
+            users.iter().find(|x| x.id == u).map_or(format!("user #{u}"), |x| format!("user {} ({})", x.name, x.handle))
+        }
+        (None, Some(t)) => {
+            teams.iter().find(|x| x.id == t).map_or(format!("team #{t}"), |x| format!("team {}", x.name))
+        }
+        (None, None) => "-".to_string(),
+    };
+    let enable = matches!(command, RulesCmd::Enable { .. });
+    match command {
+        RulesCmd::List => {
+            let rules = lead_rules::list_rules(&mut tx, &ctx).await?;
+            tx.commit().await?;
+            if rules.is_empty() {
+                println!("no rules: every new lead goes to the public pool (add one with `chatcrm rules add`)");
+            } else {
+                println!(
+                    "{:>3}  {:>4}  {:<16} {:<24} {:<24} {:<12} {:>8}  ACTIVE",
+                    "POS", "ID", "NAME", "CONDITIONS", "TARGET", "STRATEGY", "CAPACITY"
+                );
+            }
+            for r in &rules {
+                let capacity = r.capacity.map_or("-".to_string(), |c| c.to_string());
+                let strategy = if r.target_team_id.is_some() { r.strategy.as_str() } else { "-" };
+                println!(
+                    "{:>3}  {:>4}  {:<16} {:<24} {:<24} {:<12} {:>8}  {}",
+                    r.position,
+                    r.id,
+                    r.name,
+                    lead_rules::describe(r),
+                    target(r),
+                    strategy,
+                    capacity,
+                    if r.active { "yes" } else { "no" }
+                );
+            }
+        }
+        RulesCmd::Add { name, region, industry, source, tag, user, team, strategy, capacity, position } => {
+            let target_of = match (user, team) {
+                (Some(u), _) => Target::User(crm::users::find_user(&mut tx, org.id, &u).await?.id),
+                (None, Some(t)) => Target::Team(crm::users::team_by_name(&mut tx, &ctx, &t).await?.id),
+                (None, None) => bail!("give --user or --team"),
+            };
+            let new = NewRule {
+                name,
+                position,
+                region_prefix: region,
+                industry,
+                source,
+                tag,
+                target: target_of,
+                strategy,
+                capacity,
+            };
+            let r = lead_rules::create_rule(&mut tx, &ctx, new).await?;
+            tx.commit().await?;
+            println!(
+                "added rule #{} 「{}」 at position {}: {} → {}",
+                r.id,
+                r.name,
+                r.position,
+                lead_rules::describe(&r),
+                target(&r)
+            );
+        }
+        RulesCmd::Remove { rule } => {
+            let r = lead_rules::find_rule(&mut tx, &ctx, &rule).await?;
+            let r = lead_rules::delete_rule(&mut tx, &ctx, r.id).await?;
+            tx.commit().await?;
+            println!("removed rule #{} 「{}」", r.id, r.name);
+        }
+        RulesCmd::Enable { rule } | RulesCmd::Disable { rule } => {
+            let r = lead_rules::find_rule(&mut tx, &ctx, &rule).await?;
+            let r = lead_rules::set_rule_active(&mut tx, &ctx, r.id, enable).await?;
+            tx.commit().await?;
+            println!("{} rule #{} 「{}」", if enable { "enabled" } else { "disabled" }, r.id, r.name);
+        }
     }
     db.close().await;
     Ok(())
@@ -449,6 +831,62 @@ async fn outbox(settings: Settings, command: OutboxCmd) -> Result<()> {
             }
             tx.commit().await?;
             println!("dropped message {id}");
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn tokens(settings: Settings, command: TokensCmd) -> Result<()> {
+    use chatcrm::http::api_v1::auth;
+    let db = startup::open_db(&settings).await?;
+    let now = Clock::system().now();
+    match command {
+        TokensCmd::Create { org, name, scope } => {
+            let scope: chatcrm::http::api_v1::Scope = scope.parse().map_err(anyhow::Error::msg)?;
+            let mut tx = db.begin().await?;
+            let org = crm::orgs::org_by_name(&mut tx, &org).await?;
+            let (row, token) = auth::create_token(&mut tx, org.id, &name, scope, Via::Cli, now).await?;
+            tx.commit().await?;
+            println!("token {} 「{}」 for org 「{}」, scope {}:", row.id, row.name, row.org_name, row.scope);
+            println!("{token}");
+            eprintln!("store it now: it is not shown again (only its SHA-256 hash is kept)");
+        }
+        TokensCmd::List { org } => {
+            let mut tx = db.begin_read().await?;
+            let org_id = match org {
+                Some(o) => Some(crm::orgs::org_by_name(&mut tx, &o).await?.id),
+                None => None,
+            };
+            let rows = chatcrm::store::tokens::list(&mut tx, org_id).await?;
+            tx.commit().await?;
+            if rows.is_empty() {
+                println!("no API tokens; make one with `chatcrm tokens create --org ORG --name NAME`");
+            }
+            for t in rows {
+                let state = match t.revoked_at {
+                    Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                    None => "active".to_string(),
+                };
+                println!(
+                    "{:>4}  {}…  {:<7} {:<16} {}  created {}  {state}",
+                    t.id,
+                    t.prefix,
+                    t.scope,
+                    t.org_name,
+                    t.name,
+                    t.created_at.format("%Y-%m-%d %H:%M")
+                );
+            }
+        }
+        TokensCmd::Revoke { id } => {
+            let mut tx = db.begin().await?;
+            let Some(row) = auth::revoke_token(&mut tx, id, Via::Cli, now).await? else {
+                tx.rollback().await?;
+                bail!("no active API token {id}; see `chatcrm tokens list`");
+            };
+            tx.commit().await?;
+            println!("revoked token {} 「{}」 ({}…) of org 「{}」", row.id, row.name, row.prefix, row.org_name);
         }
     }
     db.close().await;

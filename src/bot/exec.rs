@@ -4,10 +4,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Core, Outcome, Turn, render};
-use crate::command::{self, Command, Outcome as DealOutcome, Period, Scope, refs};
+use crate::command::{self, Command, Outcome as DealOutcome, Period, RuleAction, Scope, refs};
 use crate::crm::activities::NewActivity;
 use crate::crm::customers::{CustomerPatch, NewContact, NewCustomer};
 use crate::crm::deals::{DealPatch, NewDeal};
+use crate::crm::lead_rules::{NewRule, Rule, Strategy, Target};
 use crate::crm::leads::NewLead;
 use crate::crm::matching::{MatchOutcome, Ranked};
 use crate::crm::tasks::NewTask;
@@ -320,8 +321,23 @@ pub(super) async fn run(
             done(render::lead_claimed(lang, &l))
         }
         Command::ConvertLead { lead } => {
-            let (l, c) = crm::leads::convert_lead(tx, ctx, lead).await?;
-            done(render::lead_converted(lang, &l, &c))
+            let c = crm::leads::convert_lead(tx, ctx, lead).await?;
+            done(render::lead_converted(lang, &c))
+        }
+        Command::Pool => {
+            let mut leads = crm::leads::pool(tx, ctx).await?;
+            leads.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+            done(render::pool(lang, &leads, ctx.now))
+        }
+        Command::LeadStatus { lead, status, reason } => {
+            let l = crm::leads::set_lead_status_because(tx, ctx, lead, status, reason.as_deref()).await?;
+            done(render::lead_status_set(lang, &l, reason.as_deref()))
+        }
+        Command::Rules { action } => rules(tx, turn, action).await,
+        Command::Leave { user, on_leave } => {
+            let u = crm::users::find_user(tx, ctx.org_id(), &user).await?;
+            let u = crm::users::set_on_leave(tx, ctx, u.id, on_leave).await?;
+            done(render::leave_set(lang, &u, on_leave))
         }
         Command::CreateReminder { at, title } => {
             let at = utc(&at);
@@ -375,4 +391,95 @@ pub(super) async fn run(
             Ok(Outcome::Rejected(render::unknown(lang, &text, suggestion.as_deref())))
         }
     }
+}
+
+/// Assignment rules from chat. Managers and admins only (the domain checks too, and which team
+/// a manager may touch); a rep is told so before anything is looked up.
+async fn rules(tx: &mut Tx, turn: &Turn<'_>, action: RuleAction) -> crm::Result<Outcome> {
+    let (ctx, lang) = (&turn.ctx, turn.lang);
+    crm::require_manager(
+        ctx,
+        "只有经理或管理员可以管理分配规则",
+        "only managers and admins can manage assignment rules",
+    )?;
+    let done = |s: String| Ok(Outcome::Done(s));
+    match action {
+        RuleAction::List => {
+            let rules = crm::lead_rules::list_rules(tx, ctx).await?;
+            let users = crm::users::list_users(tx, ctx.org_id()).await?;
+            let teams = store::users::teams(tx, ctx.org_id()).await?;
+            let lines: Vec<(Rule, String)> = rules
+                .into_iter()
+                .map(|r| {
+                    let target = match (r.target_user_id, r.target_team_id) {
+                        (Some(u), _) => users.iter().find(|x| x.id == u).map_or(format!("#{u}"), |x| x.name.clone()),
+                        (None, Some(t)) => teams.iter().find(|x| x.id == t).map_or(format!("#{t}"), |x| x.name.clone()),
+                        (None, None) => "—".to_string(),
+                    };
+                    (r, target)
+                })
+                .collect();
+            done(render::rules(lang, &lines))
+        }
+        RuleAction::Create { name, region, industry, source, tag, to, team, strategy, capacity, position } => {
+            let (target, target_name) = match (team, to) {
+                (Some(team), _) => {
+                    let t = crm::users::team_by_name(tx, ctx, &team).await?;
+                    (Target::Team(t.id), t.name)
+                }
+                // A person, or failing that a team of that name ("给 华东组").
+                (None, Some(who)) => match crm::users::find_user(tx, ctx.org_id(), &who).await {
+                    Ok(u) => (Target::User(u.id), u.name),
+                    Err(e @ crm::CrmError::NotFound(_)) => match crm::users::team_by_name(tx, ctx, &who).await {
+                        Ok(t) => (Target::Team(t.id), t.name),
+                        Err(_) => return Err(e),
+                    },
+                    Err(e) => return Err(e),
+                },
+                (None, None) => return Ok(Outcome::Rejected(render::usage(lang, "rules", None))),
+            };
+            let new = NewRule {
+                name,
+                position,
+                region_prefix: region,
+                industry,
+                source,
+                tag,
+                target,
+                strategy: strategy.unwrap_or(Strategy::RoundRobin),
+                capacity,
+            };
+            let rule = crm::lead_rules::create_rule(tx, ctx, new).await?;
+            done(render::rule_created(lang, &rule, &target_name))
+        }
+        RuleAction::Delete { rule } => {
+            let r = resolve_rule(tx, ctx, &rule).await?;
+            let r = crm::lead_rules::delete_rule(tx, ctx, r.id).await?;
+            done(render::rule_deleted(lang, &r))
+        }
+        RuleAction::Disable { rule } => {
+            let r = resolve_rule(tx, ctx, &rule).await?;
+            let r = crm::lead_rules::set_rule_active(tx, ctx, r.id, false).await?;
+            done(render::rule_toggled(lang, &r))
+        }
+        RuleAction::Enable { rule } => {
+            let r = resolve_rule(tx, ctx, &rule).await?;
+            let r = crm::lead_rules::set_rule_active(tx, ctx, r.id, true).await?;
+            done(render::rule_toggled(lang, &r))
+        }
+    }
+}
+
+/// A rule by its place in the list ("3"), `#id` or name.
+async fn resolve_rule(tx: &mut Tx, ctx: &crm::Ctx, what: &str) -> crm::Result<Rule> {
+    if let Some(n) = what.parse::<usize>().ok().filter(|_| what.bytes().all(|b| b.is_ascii_digit())) {
+        let rules = crm::lead_rules::list_rules(tx, ctx).await?;
+        return n.checked_sub(1).and_then(|i| rules.into_iter().nth(i)).ok_or_else(|| {
+            crm::not_found(
+                format!("没有第 {n} 条规则（发「规则」看列表）"),
+                format!("there is no rule number {n} (send \"rules\" for the list)"),
+            )
+        });
+    }
+    crm::lead_rules::find_rule(tx, ctx, what).await
 }

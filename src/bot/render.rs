@@ -7,10 +7,11 @@ use super::IncomingMessage;
 use crate::command::spec;
 use crate::crm::activities::Logged;
 use crate::crm::customers::CustomerDetail;
+use crate::crm::lead_rules::Rule;
 use crate::crm::matching::Ranked;
 use crate::crm::tasks::Today;
 use crate::crm::undo::Undone;
-use crate::crm::{Customer, Deal, DealStatus, Lang, Lead, LostReason, Stage, Task};
+use crate::crm::{Customer, Deal, DealStatus, Lang, Lead, LeadStatus, LostReason, Stage, Task, User};
 use crate::report::{Digest, Pipeline};
 
 pub(super) fn pick(lang: Lang, zh: String, en: String) -> String {
@@ -494,16 +495,230 @@ pub fn lead_assigned(lang: Lang, l: &Lead, to: &str) -> String {
 pub fn lead_claimed(lang: Lang, l: &Lead) -> String {
     pick(
         lang,
-        format!("已认领线索 #{} {}，记得尽快联系。", l.id, l.company),
-        format!("You claimed lead #{} {}; contact them soon.", l.id, l.company),
+        format!("已认领线索 #{} {}，记得尽快联系，联系后发「联系了 #{}」。", l.id, l.company, l.id),
+        format!("You claimed lead #{} {}; contact them soon, then send \"contacted #{}\".", l.id, l.company, l.id),
     )
 }
 
-pub fn lead_converted(lang: Lang, l: &Lead, c: &Customer) -> String {
+/// How long ago, short: 刚刚, 5 分钟前, 3 小时前, 2 天前.
+fn age(lang: Lang, since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let d = now - since;
+    let (m, h, days) = (d.num_minutes(), d.num_hours(), d.num_days());
+    match lang {
+        Lang::Zh if m < 1 => "刚刚".into(),
+        Lang::Zh if h < 1 => format!("{m} 分钟前"),
+        Lang::Zh if days < 1 => format!("{h} 小时前"),
+        Lang::Zh => format!("{days} 天前"),
+        Lang::En if m < 1 => "just now".into(),
+        Lang::En if h < 1 => format!("{m}m ago"),
+        Lang::En if days < 1 => format!("{h}h ago"),
+        Lang::En => format!("{days}d ago"),
+    }
+}
+
+/// Most pool leads one reply lists.
+const POOL_SHOWN: usize = 20;
+
+/// The public pool, newest first (the caller sorts).
+pub fn pool(lang: Lang, leads: &[Lead], now: DateTime<Utc>) -> String {
+    let Some(first) = leads.first() else {
+        return pick(
+            lang,
+            "公海里现在没有可认领的线索。".into(),
+            "The public pool is empty: no leads to claim right now.".into(),
+        );
+    };
+    let n = leads.len();
+    let mut out =
+        vec![pick(lang, format!("**公海线索**（{n} 条，最新的在前）"), format!("**Lead pool** ({n}, newest first)"))];
+    for l in leads.iter().take(POOL_SHOWN) {
+        let mut parts = vec![format!("#{} {}", l.id, l.company)];
+        parts.extend(
+            [&l.region, &l.industry, &l.source].into_iter().flatten().filter(|v| !v.trim().is_empty()).cloned(),
+        );
+        parts.push(age(lang, l.created_at, now));
+        out.push(format!("- {}", parts.join(" · ")));
+    }
+    if n > POOL_SHOWN {
+        out.push(pick(lang, format!("……还有 {} 条更早的", n - POOL_SHOWN), format!("…and {} older", n - POOL_SHOWN)));
+    }
+    out.push(pick(lang, format!("认领请发「认领 #{}」", first.id), format!("To take one: claim #{}", first.id)));
+    out.join("\n")
+}
+
+pub fn lead_status_set(lang: Lang, l: &Lead, reason: Option<&str>) -> String {
+    let (id, company) = (l.id, &l.company);
+    let why_zh = reason.map(|r| format!("（原因：{r}）")).unwrap_or_default();
+    let why_en = reason.map(|r| format!(" (reason: {r})")).unwrap_or_default();
+    match l.status {
+        LeadStatus::Contacted => pick(
+            lang,
+            format!(
+                "已记录联系，线索 #{id} {company} 的跟进时限已停止。确认有效发「确认 #{id}」，可以转客户时发「转化 #{id}」。"
+            ),
+            format!(
+                "Contact recorded: the follow-up clock of lead #{id} {company} has stopped. Next: qualified #{id}, or convert #{id} to make it a customer."
+            ),
+        ),
+        LeadStatus::Qualified => pick(
+            lang,
+            format!("线索 #{id} {company} 已确认有效。转为客户请发「转化 #{id}」。"),
+            format!("Lead #{id} {company} is qualified. To make it a customer: convert #{id}"),
+        ),
+        LeadStatus::Discarded => pick(
+            lang,
+            format!("已放弃线索 #{id} {company}{why_zh}。"),
+            format!("Discarded lead #{id} {company}{why_en}."),
+        ),
+        LeadStatus::Pool => pick(
+            lang,
+            format!("线索 #{id} {company} 已退回公海{why_zh}，其他人可以认领。"),
+            format!("Lead #{id} {company} is back in the public pool{why_en}; anyone can claim it."),
+        ),
+        other => pick(
+            lang,
+            format!("线索 #{id} {company} 的状态现在是 {other}。"),
+            format!("Lead #{id} {company} is now {other}."),
+        ),
+    }
+}
+
+/// What a rule looks at, in English (`describe` gives the Chinese).
+fn describe_en(r: &Rule) -> String {
+    let parts: Vec<String> =
+        [("region", &r.region_prefix), ("industry", &r.industry), ("source", &r.source), ("tag", &r.tag)]
+            .into_iter()
+            .filter_map(|(label, v)| v.as_deref().filter(|v| !v.trim().is_empty()).map(|v| format!("{label} {v}")))
+            .collect();
+    if parts.is_empty() { "all leads".to_string() } else { parts.join(", ") }
+}
+
+/// "→ 李雷 · 上限 20" / "→ 团队 Team A（轮流）": who a rule gives leads to, and how.
+fn rule_target(lang: Lang, r: &Rule, target: &str) -> String {
+    let team = r.target_team_id.is_some() && r.target_user_id.is_none();
+    let least = r.strategy == "least_loaded";
+    let mut s = match (lang, team) {
+        (Lang::Zh, true) => format!("→ 团队 {target}（{}）", if least { "最少负载" } else { "轮流" }),
+        (Lang::En, true) => format!("→ team {target} ({})", if least { "least loaded" } else { "round robin" }),
+        (_, false) => format!("→ {target}"),
+    };
+    if let Some(cap) = r.capacity {
+        s.push_str(&pick(lang, format!(" · 每人上限 {cap}"), format!(" · cap {cap} each")));
+    }
+    s
+}
+
+fn rule_conditions(lang: Lang, r: &Rule) -> String {
+    pick(lang, crate::crm::lead_rules::describe(r), describe_en(r))
+}
+
+/// The rules in order, each with the name its target goes by.
+pub fn rules(lang: Lang, rules: &[(Rule, String)]) -> String {
+    if rules.is_empty() {
+        return pick(
+            lang,
+            "还没有分配规则，新线索都进公海。新建：新规则 青岛制造业 地区 青岛 行业 制造业 给 @李雷".into(),
+            "No assignment rules yet: new leads go to the pool. Add one: new rule Qingdao region Qingdao to @lilei"
+                .into(),
+        );
+    }
+    let mut out = vec![pick(
+        lang,
+        format!("**分配规则**（{} 条，从上到下匹配，第一条满足的生效）", rules.len()),
+        format!("**Assignment rules** ({}, checked top down; the first that matches takes the lead)", rules.len()),
+    )];
+    for (i, (r, target)) in rules.iter().enumerate() {
+        let off =
+            if r.active { String::new() } else { pick(lang, " · ⏸ 已停用".into(), " · ⏸ disabled".into()) };
+        let (n, what, to) = (i + 1, rule_conditions(lang, r), rule_target(lang, r, target));
+        out.push(pick(
+            lang,
+            format!("{n}. {}（#{}）：{what} {to}{off}", r.name, r.id),
+            format!("{n}. {} (#{}): {what} {to}{off}", r.name, r.id),
+        ));
+    }
+    out.push(pick(
+        lang,
+        "停用、启用或删除：停用规则 / 启用规则 / 删除规则 <名称或序号>".into(),
+        "To change one: disable rule / enable rule / delete rule <name or number>".into(),
+    ));
+    out.join("\n")
+}
+
+pub fn rule_created(lang: Lang, r: &Rule, target: &str) -> String {
     pick(
         lang,
-        format!("线索 #{} 已转为客户 #{} {}。接着可以发「新商机 {} …」", l.id, c.id, c.name, c.name),
-        format!("Lead #{} is now customer #{} {}. Next: new deal {} …", l.id, c.id, c.name, c.name),
+        format!(
+            "已建规则 #{}「{}」（第 {} 条）：{} {}。符合条件的新线索会自动分配。",
+            r.id,
+            r.name,
+            r.position,
+            rule_conditions(lang, r),
+            rule_target(lang, r, target)
+        ),
+        format!(
+            "Created rule #{} `{}` (number {}): {} {}. Matching new leads are assigned automatically.",
+            r.id,
+            r.name,
+            r.position,
+            rule_conditions(lang, r),
+            rule_target(lang, r, target)
+        ),
+    )
+}
+
+pub fn rule_deleted(lang: Lang, r: &Rule) -> String {
+    pick(lang, format!("已删除规则 #{}「{}」。", r.id, r.name), format!("Deleted rule #{} `{}`.", r.id, r.name))
+}
+
+pub fn rule_toggled(lang: Lang, r: &Rule) -> String {
+    match (lang, r.active) {
+        (Lang::Zh, true) => format!("已启用规则 #{}「{}」，新线索会再按它分配。", r.id, r.name),
+        (Lang::Zh, false) => {
+            format!("已停用规则 #{}「{}」，新线索不再按它分配（发「启用规则 {}」恢复）。", r.id, r.name, r.name)
+        }
+        (Lang::En, true) => format!("Enabled rule #{} `{}`: new leads are routed by it again.", r.id, r.name),
+        (Lang::En, false) => {
+            format!(
+                "Disabled rule #{} `{}`: new leads skip it (\"enable rule {}\" turns it back on).",
+                r.id, r.name, r.name
+            )
+        }
+    }
+}
+
+pub fn leave_set(lang: Lang, u: &User, on_leave: bool) -> String {
+    match (lang, on_leave) {
+        (Lang::Zh, true) => format!(
+            "已设置 {} 休假：分配规则不再给 TA 分新线索，手上的线索不变。回来后发「销假 @{}」。",
+            u.name, u.handle
+        ),
+        (Lang::Zh, false) => format!("{} 已销假，分配规则会重新给 TA 分线索。", u.name),
+        (Lang::En, true) => format!(
+            "{} is on leave: assignment rules give them no new leads (the leads they hold stay theirs). When they are back: back @{}",
+            u.name, u.handle
+        ),
+        (Lang::En, false) => format!("{} is back: assignment rules give them leads again.", u.name),
+    }
+}
+
+pub fn lead_converted(lang: Lang, c: &crate::crm::leads::Converted) -> String {
+    let (l, cu, d) = (&c.lead, &c.customer, &c.deal);
+    let (zh_how, en_how) = if c.linked {
+        ("已关联到已有客户", "linked to existing customer")
+    } else {
+        ("已转为客户", "is now customer")
+    };
+    pick(
+        lang,
+        format!(
+            "线索 #{} {zh_how} #{} {}，并建了商机 #{}（初步接触）。有金额后发「商机 #{} 金额 …」",
+            l.id, cu.id, cu.name, d.id, d.id
+        ),
+        format!(
+            "Lead #{} {en_how} #{} {}, with deal #{} (initial contact). Add the amount: deal #{} amount …",
+            l.id, cu.id, cu.name, d.id, d.id
+        ),
     )
 }
 

@@ -4,6 +4,7 @@
 pub mod amount;
 pub mod bench;
 mod fields;
+mod lead_admin;
 pub mod refs;
 pub mod spec;
 pub mod when;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::crm::{ActivityKind, Grade, Lang, LostReason};
 use fields::Fields;
+pub use lead_admin::RuleAction;
 use refs::halfwidth;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -148,6 +150,26 @@ pub enum Command {
     ConvertLead {
         lead: i64,
     },
+    /// The public pool's claimable leads.
+    Pool,
+    /// A rep moves their lead along: contacted, qualified, discarded, or back to the pool.
+    LeadStatus {
+        lead: i64,
+        status: crate::crm::LeadStatus,
+        /// Why it was discarded or released, as written.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Assignment rules: list, create, delete, disable, enable (managers and admins).
+    Rules {
+        #[serde(flatten)]
+        action: RuleAction,
+    },
+    /// A user goes on leave (rules skip them) or comes back.
+    Leave {
+        user: String,
+        on_leave: bool,
+    },
     CreateReminder {
         at: DateTime<FixedOffset>,
         title: String,
@@ -198,6 +220,10 @@ impl Command {
             Command::AssignLead { .. } => "assign_lead",
             Command::ClaimLead { .. } => "claim_lead",
             Command::ConvertLead { .. } => "convert_lead",
+            Command::Pool => "pool",
+            Command::LeadStatus { .. } => "lead_status",
+            Command::Rules { .. } => "rules",
+            Command::Leave { .. } => "leave",
             Command::CreateReminder { .. } => "create_reminder",
             Command::Today => "today",
             Command::CompleteTask { .. } => "complete_task",
@@ -325,6 +351,13 @@ pub fn parse(text: &str, now: DateTime<Tz>) -> Result<Parsed, ParseError> {
             let rest = format!("{customer} {rest}");
             return build(t, &rest, Lang::Zh, now, leading_time).map(|command| Parsed { command, lang: Lang::Zh });
         }
+        // The person before the verb: "@李雷 休假", "@lilei is back".
+        if let Some((t, who, n)) = mention_then_verb(&original[start..], &norm[start..]) {
+            let lang = trigger_lang(t, lang);
+            let rest: String = original[start + n..].iter().collect();
+            let rest = format!("@{who} {rest}");
+            return build(t, &rest, lang, now, leading_time).map(|command| Parsed { command, lang });
+        }
         if let Some((t, n)) = match_trigger(&norm[start..]) {
             let lang = trigger_lang(t, lang);
             let rest: String = original[start + n..].iter().collect();
@@ -397,7 +430,7 @@ fn bare_tail(name: &str, rest: &str) -> bool {
 
 /// Commands that act on one record, by the words that name its kind.
 const RECORD_VERBS: &[(&[&str], &[&str])] = &[
-    (&["线索", "lead"], &["assign_lead", "claim_lead", "convert_lead"]),
+    (&["线索", "lead"], &["assign_lead", "claim_lead", "convert_lead", "lead_status"]),
     (&["商机", "deal"], &["close_deal"]),
     (&["任务", "task"], &["complete_task", "snooze_task"]),
 ];
@@ -432,6 +465,37 @@ fn record_then_verb(norm: &[char]) -> Option<(&'static TriggerRef, i64, usize)> 
     i = skip_seps(norm, i + digits);
     let (t, n) = match_trigger(&norm[i..])?;
     allowed.contains(&t.spec.name.as_str()).then_some((t, id, i + n))
+}
+
+/// Longest @mention read before a verb ("@李雷 休假"); handles are at most 32 characters.
+const MENTION_MAX_CHARS: usize = 32;
+
+/// `@<who> [is|已经] <verb>` for the commands that act on a person (leave): the verb's trigger,
+/// the person (as written, without `@`) and where the verb's arguments start. The verb may be
+/// glued to the name ("@李雷休假").
+fn mention_then_verb(original: &[char], norm: &[char]) -> Option<(&'static TriggerRef, String, usize)> {
+    if norm.first() != Some(&'@') {
+        return None;
+    }
+    let end = norm.iter().position(|c| is_sep(*c)).unwrap_or(norm.len());
+    for i in 2..=end.min(MENTION_MAX_CHARS + 1) {
+        let mut j = if i == end { skip_seps(norm, end) } else { i };
+        for word in ["is", "已经", "开始"] {
+            let w: Vec<char> = word.chars().collect();
+            let glued_ok = !word.is_ascii() || norm.get(j + w.len()).is_some_and(|c| is_sep(*c));
+            if norm.get(j..j + w.len()) == Some(&w[..]) && glued_ok {
+                j = skip_seps(norm, j + w.len());
+                break;
+            }
+        }
+        if let Some((t, n)) = match_trigger(&norm[j..])
+            && t.spec.name == "leave"
+        {
+            let who: String = original.get(1..i)?.iter().collect();
+            return Some((t, who, j + n));
+        }
+    }
+    None
 }
 
 /// Chinese verb phrases that follow the customer in "给/跟/和 <customer> <verb>", by the trigger
@@ -748,6 +812,16 @@ fn build(
                 _ => Command::CompleteTask { task: id },
             }
         }
+        "pool" => lead_admin::pool(rest, lang)?,
+        "lead_status" => {
+            let status = lead_admin::status_of(set("status")).ok_or_else(|| usage(name, lang))?;
+            let lead = take_ref(&mut f).ok_or_else(|| lead_admin::no_lead_number(status, name, lang))?;
+            f.take_word(&["线索", "lead", "the"]);
+            let reason = lead_admin::status_reason(status, f.rest(), name, lang)?;
+            Command::LeadStatus { lead, status, reason }
+        }
+        "rules" => Command::Rules { action: lead_admin::rules(rest, set("action"), lang)? },
+        "leave" => lead_admin::leave(rest, set("on_leave"), lang)?,
         "snooze_task" => {
             let task = take_ref(&mut f).ok_or_else(|| usage(name, lang))?;
             // "推迟 #5 2天" / "snooze #5 2 hours": by that much from now.

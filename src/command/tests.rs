@@ -62,6 +62,10 @@ fn every_spec_file_loads_and_every_command_has_one() {
         Command::CompleteTask { task: 1 },
         Command::AssignLead { lead: 1, to: String::new() },
         Command::ShowCustomer { customer: String::new() },
+        Command::Pool,
+        Command::LeadStatus { lead: 1, status: crate::crm::LeadStatus::Contacted, reason: None },
+        Command::Rules { action: RuleAction::List },
+        Command::Leave { user: String::new(), on_leave: true },
     ];
     for c in samples {
         assert!(spec::spec(c.name()).is_some(), "no bot-commands/{}.toml", c.name());
@@ -163,4 +167,72 @@ fn glued_values_keep_their_characters() {
         (v["name"].as_str(), v["grade"].as_str(), v["industry"].as_str()),
         (Some("海尔"), Some("A"), Some("ＩＴ"))
     );
+}
+
+#[test]
+fn lead_desk_commands_explain_what_is_missing() {
+    let usage = |t: &str| match parse(t, now()) {
+        Err(ParseError::Usage { command, lang, detail }) => Some((command, lang, detail.is_some())),
+        other => panic!("`{t}` should be a usage error, got {other:?}"),
+    };
+    for (text, command, lang) in [
+        ("新规则 青岛", "rules", Lang::Zh),
+        ("新规则 给 @李雷", "rules", Lang::Zh),
+        ("新规则 青岛 地区 给 @李雷", "rules", Lang::Zh),
+        ("新规则 华东 给 团队", "rules", Lang::Zh),
+        ("新规则 华东 给 @李雷 上限 0", "rules", Lang::Zh),
+        ("新规则 华东 给 @李雷 给 @王芳", "rules", Lang::Zh),
+        ("新规则 华东 地区 上海 地区 杭州 给 @李雷", "rules", Lang::Zh),
+        ("new rule East to team", "rules", Lang::En),
+        ("new rule East region Shanghai to @a cap lots", "rules", Lang::En),
+        ("规则 青岛", "rules", Lang::Zh),
+        ("删除规则", "rules", Lang::Zh),
+        ("disable rule", "rules", Lang::En),
+        ("联系了", "lead_status", Lang::Zh),
+        ("联系了海尔，聊了报价", "lead_status", Lang::Zh),
+        ("contacted #34 they want a demo", "lead_status", Lang::En),
+        ("release", "lead_status", Lang::En),
+        ("公海 海尔", "pool", Lang::Zh),
+        ("休假", "leave", Lang::Zh),
+        ("休假 @李雷 @王芳", "leave", Lang::Zh),
+        ("back", "leave", Lang::En),
+        ("leave a note", "leave", Lang::En),
+    ] {
+        assert_eq!(usage(text), Some((command, lang, true)), "{text}");
+    }
+}
+
+#[test]
+fn lead_desk_grammar_takes_odd_input() {
+    for s in [
+        "新规则 「",
+        "新规则 「」 给 @a",
+        "新规则 \"",
+        "新规则 X 上限",
+        "新规则 X 给",
+        "新规则 X 给团队",
+        "新规则 X 给＠",
+        "新规则 X 第",
+        "新规则 X 第九十九位 给 @a",
+        "新规则 X 上限 九十九 给 @a",
+        "新规则 X 上限 十 给 @a",
+        "删除规则 #",
+        "删除规则 ＃",
+        "删除规则 第",
+        "@",
+        "@@",
+        "＠ 休假",
+        "@休假",
+        &format!("@{} 休假", "李".repeat(100)),
+        &format!("@{}", "休".repeat(5000)),
+        "round robin",
+        "new rule round robin least loaded",
+        "放弃 #1 原因",
+        "退回公海 #99999999999999",
+    ] {
+        let _ = parse(s, now());
+    }
+    // A long name before the verb is not read as a mention.
+    assert!(matches!(p(&format!("@{} 休假", "李".repeat(100))), Command::Unknown { .. }));
+    assert_eq!(p("@休假"), Command::Unknown { text: "@休假".into(), suggestion: None });
 }

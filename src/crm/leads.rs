@@ -268,6 +268,19 @@ pub async fn claim_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Lead> {
 
 /// Moves a lead along: contacted, qualified, discarded, or back to the pool.
 pub async fn set_lead_status(tx: &mut Tx, ctx: &Ctx, id: i64, status: LeadStatus) -> Result<Lead> {
+    set_lead_status_because(tx, ctx, id, status, None).await
+}
+
+/// [`set_lead_status`] with why (a discard or a release), kept in the lead's history; a release's
+/// reason also becomes the lead's assignment reason.
+pub async fn set_lead_status_because(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    id: i64,
+    status: LeadStatus,
+    why: Option<&str>,
+) -> Result<Lead> {
+    let why = clean_opt("原因", "reason", why, 200)?;
     let before = get_lead(tx, ctx, id).await?;
     check_open(&before)?;
     if before.status == LeadStatus::Pool {
@@ -283,10 +296,12 @@ pub async fn set_lead_status(tx: &mut Tx, ctx: &Ctx, id: i64, status: LeadStatus
             ));
         }
     };
-    let reason = (status == LeadStatus::Pool).then_some("退回公海");
+    let released = why.as_deref().map_or_else(|| "退回公海".to_string(), |w| format!("退回公海：{w}"));
+    let reason = (status == LeadStatus::Pool).then_some(released.as_str());
     store::leads::set_owner_status(tx, ctx.org_id(), id, owner, status, before.customer_id, ctx.now, reason).await?;
     let after = load(tx, ctx, id).await?;
-    audit(tx, ctx, "set_status", "lead", id, Some(&before), Some(&after)).await?;
+    let recorded = serde_json::json!({ "lead": &after, "reason": why });
+    audit(tx, ctx, "set_status", "lead", id, Some(&before), Some(&recorded)).await?;
     Ok(after)
 }
 
@@ -300,28 +315,48 @@ fn check_open(lead: &Lead) -> Result<()> {
     Ok(())
 }
 
-/// Turns a lead into a customer (with its contact person and phone) owned by the lead's owner.
-pub async fn convert_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<(Lead, super::Customer)> {
+/// What a conversion made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Converted {
+    pub lead: Lead,
+    pub customer: super::Customer,
+    /// True when the customer existed and the lead was linked to it.
+    pub linked: bool,
+    /// The initial-contact deal opened for it.
+    pub deal: super::Deal,
+}
+
+/// Turns a lead into a customer (with its contact person and phone) owned by the lead's owner,
+/// or links it to the customer of that name when there is one the user may see, and opens an
+/// initial-contact deal. The lead keeps its history and points at the customer.
+pub async fn convert_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Converted> {
     let before = get_lead(tx, ctx, id).await?;
     check_open(&before)?;
     if before.status == LeadStatus::Pool {
         return Err(invalid(format!("请先认领线索 #{id}"), format!("claim lead #{id} first")));
     }
-    let customer = super::customers::create_customer(
-        tx,
-        ctx,
-        super::customers::NewCustomer {
-            name: before.company.clone(),
-            industry: before.industry.clone(),
-            region: before.region.clone(),
-            source: before.source.clone(),
-            grade: None,
-            owner_id: before.owner_id,
-            tags: Vec::new(),
-        },
-    )
-    .await?;
-    if before.contact_name.is_some() || before.phone.is_some() || before.email.is_some() {
+    let existing = store::customers::by_norm(tx, ctx.org_id(), &before.company_norm).await?;
+    let (customer, linked) = match existing {
+        Some(c) => (super::customers::get_customer(tx, ctx, c.id).await?, true),
+        None => {
+            let c = super::customers::create_customer(
+                tx,
+                ctx,
+                super::customers::NewCustomer {
+                    name: before.company.clone(),
+                    industry: before.industry.clone(),
+                    region: before.region.clone(),
+                    source: before.source.clone(),
+                    grade: None,
+                    owner_id: before.owner_id,
+                    tags: Vec::new(),
+                },
+            )
+            .await?;
+            (c, false)
+        }
+    };
+    if !linked && (before.contact_name.is_some() || before.phone.is_some() || before.email.is_some()) {
         let name = before.contact_name.clone().unwrap_or_else(|| "联系人".into());
         super::customers::add_contact(
             tx,
@@ -337,6 +372,19 @@ pub async fn convert_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<(Lead, supe
         )
         .await?;
     }
+    let deal = super::deals::create_deal(
+        tx,
+        ctx,
+        super::deals::NewDeal {
+            customer_id: customer.id,
+            title: format!("{}（线索 #{id}）", before.company),
+            amount_fen: 0,
+            stage: None,
+            expected_close: None,
+            owner_id: before.owner_id,
+        },
+    )
+    .await?;
     store::leads::set_owner_status(
         tx,
         ctx.org_id(),
@@ -348,9 +396,9 @@ pub async fn convert_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<(Lead, supe
         None,
     )
     .await?;
-    let after = load(tx, ctx, id).await?;
-    audit(tx, ctx, "convert", "lead", id, Some(&before), Some(&after)).await?;
-    Ok((after, customer))
+    let lead = load(tx, ctx, id).await?;
+    audit(tx, ctx, "convert", "lead", id, Some(&before), Some(&lead)).await?;
+    Ok(Converted { lead, customer, linked, deal })
 }
 
 pub async fn pool(tx: &mut Tx, ctx: &Ctx) -> Result<Vec<Lead>> {

@@ -307,12 +307,16 @@ pub struct Lead {
     pub customer_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Comma-separated.
+    /// Comma-separated. (`default`: audit rows written before these fields existed still load.)
+    #[serde(default)]
     pub tags: String,
     /// Why it has its owner: the rule that matched, manual, claimed, recycled.
+    #[serde(default)]
     pub assign_reason: Option<String>,
+    #[serde(default)]
     pub assigned_at: Option<DateTime<Utc>>,
     /// SLA clock: 0 running, 1 owner reminded, 2 manager told, 3 back in the pool.
+    #[serde(default)]
     pub sla_stage: i64,
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP edge: router, middleware, health checks. Handlers translate HTTP to plain calls.
 
+pub mod api_v1;
 mod console;
 mod error;
 mod outbox;
@@ -51,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         );
     }
     app = app.merge(wecom::router());
+    // The JSON API has its own login (per-org bearer tokens): served wherever the server listens.
+    app = app.merge(api_v1::router());
     // Outermost first: request id, trace (its span carries the id), panic guard, timeout, body limit.
     let middleware = ServiceBuilder::new()
         .set_x_request_id(MakeRequestUuid)

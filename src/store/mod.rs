@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod report;
 pub mod schedule;
 pub mod tasks;
+pub mod tokens;
 pub mod undo;
 pub mod users;
 

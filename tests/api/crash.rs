@@ -44,6 +44,7 @@ weekly_digest = "off"
 follow_up = "off"
 stuck_deals = "off"
 overdue_tasks = "off"
+lead_sla = "off"
 "#,
         base = mock.base_url(),
         corp = creds.corp_id,

@@ -85,7 +85,66 @@ both_backends!(
     least_loaded_skips_leave_inactive_and_full_reps_then_falls_through,
     duplicates_by_phone_and_name_variant_are_linked_not_created,
     lead_sla_reminds_escalates_and_recycles_on_working_hours,
+    conversion_makes_or_links_the_customer_and_opens_an_initial_contact_deal,
 );
+
+async fn conversion_makes_or_links_the_customer_and_opens_an_initial_contact_deal(db: Db) {
+    let w = World::new(db).await;
+    let r1 = w.ctx(&w.r1);
+    let new = NewLead {
+        company: "青岛某某机械".into(),
+        phone: Some("13900000000".into()),
+        contact_name: Some("王经理".into()),
+        ..Default::default()
+    };
+    let a = created(&take(&w, &r1, new).await).clone();
+    let mut tx = w.tx().await;
+    let c = crm::leads::convert_lead(&mut tx, &r1, a.id).await.expect("convert");
+    tx.commit().await.expect("commit");
+    assert!(!c.linked);
+    assert_eq!((c.lead.status, c.lead.customer_id), (LeadStatus::Converted, Some(c.customer.id)));
+    assert_eq!(
+        (c.deal.customer_id, c.deal.stage.as_str(), c.deal.owner_id),
+        (c.customer.id, "initial_contact", w.r1.id)
+    );
+    let mut tx = w.tx().await;
+    let detail = crm::customers::customer_detail(&mut tx, &r1, c.customer.id).await.expect("detail");
+    let history = chatcrm::store::audit::for_entity(&mut tx, w.org.id, "lead", a.id).await.expect("audit");
+    tx.commit().await.expect("commit");
+    assert!(detail.contacts.iter().any(|k| k.phone.as_deref() == Some("13900000000")), "{detail:?}");
+    assert!(history.iter().any(|h| h.action == "create") && history.iter().any(|h| h.action == "convert"));
+    // A lead entered while the rep already had the customer under another spelling is linked.
+    let mut tx = w.tx().await;
+    let id = chatcrm::store::leads::insert(
+        &mut tx,
+        &chatcrm::store::leads::NewLeadRow {
+            org_id: w.org.id,
+            company: "青岛某某机械有限公司",
+            company_norm: &crm::matching::normalize_name("青岛某某机械有限公司"),
+            contact_name: None,
+            phone: None,
+            phone_norm: None,
+            email: None,
+            source: None,
+            region: None,
+            industry: None,
+            status: LeadStatus::Assigned,
+            owner_id: Some(w.r1.id),
+            dedupe_key: "manual-test",
+            customer_id: None,
+            tags: "",
+            assign_reason: None,
+            now: t0(),
+        },
+    )
+    .await
+    .expect("insert");
+    let c2 = crm::leads::convert_lead(&mut tx, &r1, id).await.expect("convert");
+    tx.commit().await.expect("commit");
+    assert!(c2.linked);
+    assert_eq!(c2.customer.id, c.customer.id);
+    assert_ne!(c2.deal.id, c.deal.id);
+}
 
 async fn rules_route_by_conditions_in_priority_order(db: Db) {
     let w = World::new(db).await;
@@ -243,7 +302,14 @@ async fn duplicates_by_phone_and_name_variant_are_linked_not_created(db: Db) {
 async fn lead_sla_reminds_escalates_and_recycles_on_working_hours(db: Db) {
     let w = World::new(db.clone()).await;
     let mut s = ScheduleSettings::default();
-    for job in [&mut s.daily_digest, &mut s.weekly_digest, &mut s.follow_up, &mut s.stuck_deals, &mut s.overdue_tasks] {
+    for job in [
+        &mut s.daily_digest,
+        &mut s.weekly_digest,
+        &mut s.follow_up,
+        &mut s.stuck_deals,
+        &mut s.overdue_tasks,
+        &mut s.lead_sla,
+    ] {
         *job = "off".into();
     }
     s.lead_sla = "*/10 * * * *".into();

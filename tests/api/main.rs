@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod api_v1;
 mod audit;
 mod bot;
 mod cli;
@@ -13,7 +14,10 @@ mod crm_deals;
 mod crm_leads_tasks;
 mod demo;
 mod http;
+mod import;
 mod inbox;
+mod lead_commands;
+mod lead_rules;
 mod matching;
 mod outbox_admin;
 mod outbox_faults;

@@ -21,7 +21,14 @@ const APP: &str = "sales";
 
 fn plan() -> Arc<Plan> {
     let mut s = ScheduleSettings::default();
-    for job in [&mut s.daily_digest, &mut s.weekly_digest, &mut s.follow_up, &mut s.stuck_deals, &mut s.overdue_tasks] {
+    for job in [
+        &mut s.daily_digest,
+        &mut s.weekly_digest,
+        &mut s.follow_up,
+        &mut s.stuck_deals,
+        &mut s.overdue_tasks,
+        &mut s.lead_sla,
+    ] {
         *job = "off".into();
     }
     Arc::new(Plan::try_from(&s).expect("plan"))
