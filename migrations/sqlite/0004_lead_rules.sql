@@ -36,3 +36,6 @@ ALTER TABLE leads ADD COLUMN assigned_at TEXT;
 -- SLA clock: 0 running, 1 owner reminded, 2 manager told, 3 returned to the pool.
 ALTER TABLE leads ADD COLUMN sla_stage INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX leads_sla ON leads (org_id, status, assigned_at);
+-- Intake looks for open leads by phone or by company.
+CREATE INDEX leads_phone ON leads (org_id, phone_norm);
+CREATE INDEX leads_company ON leads (org_id, company_norm);

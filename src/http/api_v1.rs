@@ -174,6 +174,8 @@ pub(crate) async fn backoff(attempt: u32) {
 /// Runs `$body` (an expression using the open transaction `$tx`, yielding `Result<T, V1Error>`) in
 /// a write transaction, committing on success and rolling back on error; runs it again on a fresh
 /// transaction when the error (or the commit's) is [`V1Error::retryable`], up to [`MAX_ATTEMPTS`].
+/// `$how` ([`Begin`]) says how the transaction starts; on SQLite it first waits its turn at the
+/// [`sqlite_write_gate`].
 macro_rules! in_tx {
     ($db:expr, |$tx:ident| $body:expr) => {
         $crate::http::api_v1::in_tx!($db, $crate::http::api_v1::Begin::Default, |$tx| $body)

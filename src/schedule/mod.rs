@@ -37,6 +37,9 @@ pub struct TickReport {
     pub messages_queued: usize,
 }
 
+/// How long an API `Idempotency-Key` is remembered.
+const IDEMPOTENCY_DAYS: i64 = 7;
+
 /// Most reminders fired per transaction.
 const REMINDER_BATCH: i64 = 500;
 
@@ -146,6 +149,13 @@ impl Scheduler {
         }
         if total > 0 {
             tracing::info!(deleted = total, "old outbox messages pruned");
+        }
+        let mut tx = self.db.begin_claim().await?;
+        let keys =
+            crate::store::tokens::prune_idempotency(&mut tx, now - chrono::Duration::days(IDEMPOTENCY_DAYS)).await?;
+        tx.commit().await?;
+        if keys > 0 {
+            tracing::info!(deleted = keys, "expired API idempotency keys pruned");
         }
         Ok(())
     }

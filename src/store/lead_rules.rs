@@ -148,7 +148,7 @@ pub struct Candidate {
 macro_rules! candidate_select {
     () => {
         "SELECT u.id, u.name,
-                (SELECT COUNT(*) FROM leads l WHERE l.owner_id = u.id
+                (SELECT COUNT(*) FROM leads l WHERE l.org_id = u.org_id AND l.owner_id = u.id
                  AND l.status IN ('assigned', 'contacted', 'qualified')) AS open_leads
          FROM users u WHERE u.org_id = $1 AND u.active AND NOT u.on_leave "
     };

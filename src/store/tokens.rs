@@ -129,3 +129,12 @@ pub async fn save_response(
     .await
     .map(|r| r.rows_affected() == 1))
 }
+
+/// Forgets idempotency keys older than `before` (a client retries within minutes or hours, not weeks).
+pub async fn prune_idempotency(tx: &mut Tx, before: DateTime<Utc>) -> sqlx::Result<u64> {
+    crate::run!(tx, |c| sqlx::query("DELETE FROM api_idempotency WHERE created_at < $1")
+        .bind(before)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+}

@@ -56,15 +56,34 @@ lead_sla = "off"
     path
 }
 
-fn serve(config: &std::path::Path, log: &std::path::Path) -> Child {
+/// A `chatcrm serve` child, killed when dropped so a failing test leaves no server behind.
+struct Served(Child);
+
+impl Served {
+    fn kill_9(&mut self) {
+        self.0.kill().expect("kill -9"); // SIGKILL: no shutdown, no flush, no goodbye
+        self.0.wait().expect("reap");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(config: &std::path::Path, log: &std::path::Path) -> Served {
     let log = std::fs::File::create(log).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_chatcrm"))
-        .args(["--config", &config.display().to_string(), "serve"])
-        .env_remove("CHATCRM_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start chatcrm serve")
+    Served(
+        Command::new(env!("CARGO_BIN_EXE_chatcrm"))
+            .args(["--config", &config.display().to_string(), "serve"])
+            .env_remove("CHATCRM_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start chatcrm serve"),
+    )
 }
 
 fn cards(received: &[Received]) -> BTreeMap<i64, usize> {
@@ -129,8 +148,7 @@ async fn killed_mid_delivery_then_restarted(t: &TestDb) {
 
     let mut first = serve(&cfg, &dir.path().join("first.log"));
     wait_for("the first deliveries", StdDuration::from_secs(60), || mock.received().len() >= 200).await;
-    first.kill().expect("kill -9"); // SIGKILL: no shutdown, no flush, no goodbye
-    first.wait().expect("reap");
+    first.kill_9();
     let at_kill = mock.received().len();
     assert!(at_kill < TASKS, "killed before the end ({at_kill} delivered)");
 
@@ -139,8 +157,7 @@ async fn killed_mid_delivery_then_restarted(t: &TestDb) {
     wait_for("every reminder after the restart", StdDuration::from_secs(120), all).await;
     // Past the 5-second lease of anything the killed process had claimed: nothing more arrives.
     tokio::time::sleep(StdDuration::from_secs(7)).await;
-    second.kill().expect("stop");
-    second.wait().expect("reap");
+    second.kill_9();
 
     let got = cards(&mock.received());
     assert_eq!(got.len(), TASKS, "log: {:?}", std::fs::read_to_string(dir.path().join("second.log")));
