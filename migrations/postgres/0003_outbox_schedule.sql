@@ -48,3 +48,6 @@ CREATE TABLE job_runs (
 -- A rule's follow-up task that was missed again is escalated once.
 ALTER TABLE tasks ADD COLUMN escalated_at TIMESTAMPTZ;
 CREATE INDEX tasks_rule_open ON tasks (org_id, customer_id) WHERE status = 'open' AND origin = 'rule';
+
+-- Pushes look up the chat identities of the user they are for.
+CREATE INDEX chat_identities_user ON chat_identities (user_id);

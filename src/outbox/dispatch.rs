@@ -150,13 +150,21 @@ impl Dispatcher {
         let outcomes = self.send_all(&rows, held).await;
         let now = self.clock.now();
         let mut tx = self.db.begin_claim().await?;
+        // Platform sends that succeeded are marked in one statement; the rest one by one.
+        let mut sent = Vec::new();
         for (row, outcome) in rows.iter().zip(outcomes) {
+            if matches!(outcome, Outcome::Sent) {
+                sent.push(row.id);
+                continue;
+            }
             match self.record(&mut tx, row, outcome, now).await? {
                 Recorded::Sent => report.sent += 1,
                 Recorded::Retry => report.retried += 1,
                 Recorded::Dead => report.dead += 1,
             }
         }
+        store::outbox::mark_sent_many(&mut tx, &sent, &self.instance, now).await?;
+        report.sent += sent.len();
         tx.commit().await?;
         Ok(report)
     }

@@ -94,18 +94,41 @@ impl Routes {
     /// otherwise the console.
     pub async fn target_for_user(&self, tx: &mut Tx, user_id: i64) -> sqlx::Result<Target> {
         let identities = store::users::identities_of(tx, user_id).await?;
-        for (platform, corp_id, platform_user_id) in &identities {
+        Ok(self.pick(user_id, identities.iter().map(|(p, c, u)| (p.as_str(), c.as_str(), u.as_str()))))
+    }
+
+    /// [`Routes::target_for_user`] for several users in one query.
+    pub async fn targets_for_users(
+        &self,
+        tx: &mut Tx,
+        user_ids: &[i64],
+    ) -> sqlx::Result<std::collections::HashMap<i64, Target>> {
+        let mut ids = user_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows = store::users::identities_of_many(tx, &ids).await?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let mine = rows.iter().filter(|r| r.0 == *id).map(|r| (r.1.as_str(), r.2.as_str(), r.3.as_str()));
+                (*id, self.pick(*id, mine))
+            })
+            .collect())
+    }
+
+    fn pick<'a>(&self, user_id: i64, identities: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> Target {
+        for (platform, corp_id, platform_user_id) in identities {
             if platform == wecom::PLATFORM
                 && let Some((app, _)) = self.wecom.iter().find(|(_, corp)| corp == corp_id)
             {
-                return Ok(Target {
+                return Target {
                     platform: wecom::PLATFORM.into(),
                     app: app.clone(),
-                    recipient: platform_user_id.clone(),
-                });
+                    recipient: platform_user_id.to_string(),
+                };
             }
         }
-        Ok(Target { platform: console::PLATFORM.into(), app: String::new(), recipient: user_id.to_string() })
+        Target { platform: console::PLATFORM.into(), app: String::new(), recipient: user_id.to_string() }
     }
 }
 
@@ -150,6 +173,34 @@ pub async fn enqueue(tx: &mut Tx, out: &Outgoing<'_>, now: DateTime<Utc>) -> sql
         queued |= store::outbox::insert(tx, &row).await?;
     }
     Ok(queued)
+}
+
+/// Queues several messages in one statement (text is not split: for messages that fit, such as
+/// reminder cards). Returns how many were new.
+pub async fn enqueue_many(tx: &mut Tx, outs: &[Outgoing<'_>], now: DateTime<Utc>) -> sqlx::Result<u64> {
+    let bodies: Vec<String> = outs.iter().map(|o| serde_json::to_string(o.message).unwrap_or_default()).collect();
+    let rows: Vec<NewOutboxRow<'_>> = outs
+        .iter()
+        .zip(&bodies)
+        .map(|(o, body)| NewOutboxRow {
+            org_id: o.org_id,
+            user_id: o.user_id,
+            kind: o.kind.as_str(),
+            platform: &o.target.platform,
+            app: &o.target.app,
+            recipient: &o.target.recipient,
+            body,
+            dedupe_key: o.dedupe_key,
+            not_before: o.not_before,
+            now,
+        })
+        .collect();
+    let mut n = 0;
+    // Well under SQLite's and PostgreSQL's limits on bound values (12 per row).
+    for chunk in rows.chunks(1000) {
+        n += store::outbox::insert_many(tx, chunk).await?;
+    }
+    Ok(n)
 }
 
 /// Tells the rep a lead was given to them, and why, in the transaction that assigned it.

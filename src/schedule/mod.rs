@@ -100,6 +100,12 @@ impl Scheduler {
             if ((fired + deferred) as i64) < REMINDER_BATCH {
                 break;
             }
+            // Firing a backlog: let the dispatcher (another connection) at the write lock between
+            // batches, and start sending what is queued already.
+            if let Some(n) = &self.queued {
+                n.notify_one();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         self.prune(now).await?;
         if (report.reminders_fired > 0 || report.messages_queued > 0)

@@ -1,7 +1,5 @@
 //! Firing due task reminders.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
@@ -23,8 +21,8 @@ pub(super) async fn fire_batch(s: &Scheduler, now: DateTime<Utc>, limit: i64) ->
         tx.rollback().await?;
         return Ok((0, 0));
     }
-    let (mut fired, mut deferred) = (0, 0);
-    let mut targets: HashMap<i64, Target> = HashMap::new();
+    let mut deferred = 0;
+    let mut firing: Vec<(&DueReminder, Tz, bool)> = Vec::with_capacity(due.len());
     for r in &due {
         let tz: Tz = r.timezone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
         let late = now - r.remind_at > s.plan.late_after;
@@ -38,29 +36,36 @@ pub(super) async fn fire_batch(s: &Scheduler, now: DateTime<Utc>, limit: i64) ->
                 continue;
             }
         }
-        let target = match targets.get(&r.owner_id) {
-            Some(t) => t.clone(),
-            None => {
-                let t = s.routes.target_for_user(&mut tx, r.owner_id).await?;
-                targets.insert(r.owner_id, t.clone());
-                t
-            }
-        };
-        let message = render(r, tz, late);
-        let key = format!("reminder:{}:{}", r.task_id, r.remind_at.timestamp_millis());
-        let out = Outgoing {
+        firing.push((r, tz, late));
+    }
+    // One query for the targets, one insert for the messages, one update for the tasks.
+    let owners: Vec<i64> = firing.iter().map(|(r, _, _)| r.owner_id).collect();
+    let targets = s.routes.targets_for_users(&mut tx, &owners).await?;
+    let console =
+        Target { platform: crate::platform::console::PLATFORM.into(), app: String::new(), recipient: String::new() };
+    let messages: Vec<(OutMessage, String)> = firing
+        .iter()
+        .map(|(r, tz, late)| {
+            (render(r, *tz, *late), format!("reminder:{}:{}", r.task_id, r.remind_at.timestamp_millis()))
+        })
+        .collect();
+    let outs: Vec<Outgoing<'_>> = firing
+        .iter()
+        .zip(&messages)
+        .map(|((r, _, _), (message, key))| Outgoing {
             org_id: Some(r.org_id),
             user_id: Some(r.owner_id),
             kind: Kind::Reminder,
-            target: &target,
-            message: &message,
-            dedupe_key: &key,
+            target: targets.get(&r.owner_id).unwrap_or(&console),
+            message,
+            dedupe_key: key,
             not_before: now,
-        };
-        outbox::enqueue(&mut tx, &out, now).await?;
-        store::schedule::mark_reminded(&mut tx, r.task_id, now).await?;
-        fired += 1;
-    }
+        })
+        .collect();
+    outbox::enqueue_many(&mut tx, &outs, now).await?;
+    let ids: Vec<i64> = firing.iter().map(|(r, _, _)| r.task_id).collect();
+    store::schedule::mark_reminded_many(&mut tx, &ids, now).await?;
+    let fired = ids.len();
     tx.commit().await?;
     if fired > 0 {
         tracing::info!(fired, deferred, "reminders fired");

@@ -272,3 +272,78 @@ pub async fn prune(tx: &mut Tx, before: DateTime<Utc>, limit: i64) -> sqlx::Resu
     .await
     .map(|r| r.rows_affected()))
 }
+
+/// Queues several messages in one statement; keys queued before are skipped. How many were new.
+pub async fn insert_many(tx: &mut Tx, rows: &[NewOutboxRow<'_>]) -> sqlx::Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    const HEAD: &str = "INSERT INTO outbox (org_id, user_id, kind, platform, app, recipient, body, dedupe_key, status,
+                         attempts, next_attempt_at, created_at) ";
+    const TAIL: &str = " ON CONFLICT (dedupe_key) DO NOTHING";
+    macro_rules! values {
+        ($qb:ident) => {
+            $qb.push_values(rows, |mut b, r| {
+                b.push_bind(r.org_id)
+                    .push_bind(r.user_id)
+                    .push_bind(r.kind)
+                    .push_bind(r.platform)
+                    .push_bind(r.app)
+                    .push_bind(r.recipient)
+                    .push_bind(r.body)
+                    .push_bind(r.dedupe_key)
+                    .push_bind("pending")
+                    .push_bind(0_i64)
+                    .push_bind(r.not_before)
+                    .push_bind(r.now);
+            });
+            $qb.push(TAIL);
+        };
+    }
+    match tx {
+        Tx::Sqlite(t) => {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(HEAD);
+            values!(qb);
+            qb.build().execute(&mut **t).await.map(|r| r.rows_affected())
+        }
+        Tx::Postgres(t) => {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(HEAD);
+            values!(qb);
+            qb.build().execute(&mut **t).await.map(|r| r.rows_affected())
+        }
+    }
+}
+
+/// Several messages delivered; only those this instance still holds are marked.
+pub async fn mark_sent_many(tx: &mut Tx, ids: &[i64], instance: &str, now: DateTime<Utc>) -> sqlx::Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    const SET: &str = "UPDATE outbox SET status = 'sent', attempts = attempts + 1, locked_until = NULL, last_error = NULL, sent_at = ";
+    match tx {
+        Tx::Sqlite(t) => {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(SET);
+            qb.push_bind(now);
+            qb.push(" WHERE status = 'pending' AND locked_by = ");
+            qb.push_bind(instance);
+            qb.push(" AND id IN (");
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            list.push_unseparated(")");
+            qb.build().execute(&mut **t).await.map(|r| r.rows_affected())
+        }
+        Tx::Postgres(t) => sqlx::query(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, locked_until = NULL, last_error = NULL,
+                        sent_at = $1
+                 WHERE status = 'pending' AND locked_by = $2 AND id = ANY($3)",
+        )
+        .bind(now)
+        .bind(instance)
+        .bind(ids)
+        .execute(&mut **t)
+        .await
+        .map(|r| r.rows_affected()),
+    }
+}

@@ -263,3 +263,29 @@ pub async fn overdue_tasks(tx: &mut Tx, org_id: i64, now: DateTime<Utc>) -> sqlx
     .fetch_all(c)
     .await)
 }
+
+/// Several reminders fired at once (their outbox rows are in the same transaction).
+pub async fn mark_reminded_many(tx: &mut Tx, task_ids: &[i64], now: DateTime<Utc>) -> sqlx::Result<()> {
+    if task_ids.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        Tx::Sqlite(t) => {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE tasks SET remind_at = NULL, reminded_at = ");
+            qb.push_bind(now);
+            qb.push(" WHERE id IN (");
+            let mut list = qb.separated(", ");
+            for id in task_ids {
+                list.push_bind(*id);
+            }
+            list.push_unseparated(")");
+            qb.build().execute(&mut **t).await.map(|_| ())
+        }
+        Tx::Postgres(t) => sqlx::query("UPDATE tasks SET remind_at = NULL, reminded_at = $1 WHERE id = ANY($2)")
+            .bind(now)
+            .bind(task_ids)
+            .execute(&mut **t)
+            .await
+            .map(|_| ()),
+    }
+}

@@ -152,3 +152,32 @@ pub async fn set_on_leave(tx: &mut Tx, org_id: i64, id: i64, on_leave: bool) -> 
         .await
         .map(|r| r.rows_affected() == 1))
 }
+
+/// The chat identities of several users as (user id, platform, corp id, platform user id), oldest first.
+pub async fn identities_of_many(tx: &mut Tx, user_ids: &[i64]) -> sqlx::Result<Vec<(i64, String, String, String)>> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    match tx {
+        Tx::Sqlite(t) => {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT user_id, platform, corp_id, platform_user_id FROM chat_identities WHERE user_id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for id in user_ids {
+                list.push_bind(*id);
+            }
+            list.push_unseparated(") ORDER BY id");
+            qb.build_query_as().fetch_all(&mut **t).await
+        }
+        Tx::Postgres(t) => {
+            sqlx::query_as(
+                "SELECT user_id, platform, corp_id, platform_user_id FROM chat_identities WHERE user_id = ANY($1)
+                 ORDER BY id",
+            )
+            .bind(user_ids)
+            .fetch_all(&mut **t)
+            .await
+        }
+    }
+}
