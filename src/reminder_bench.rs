@@ -457,17 +457,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
 
 /// The schedule of a bench instance: no cron jobs, no quiet hours, the given tick.
 fn plan(tick_ms: u64) -> anyhow::Result<Plan> {
-    let mut s = ScheduleSettings::default();
-    for job in [
-        &mut s.daily_digest,
-        &mut s.weekly_digest,
-        &mut s.follow_up,
-        &mut s.stuck_deals,
-        &mut s.overdue_tasks,
-        &mut s.lead_sla,
-    ] {
-        *job = "off".into();
-    }
+    let mut s = ScheduleSettings::default().without_jobs();
     s.quiet_hours = "off".into();
     s.tick_ms = tick_ms;
     Ok(Plan::try_from(&s)?)

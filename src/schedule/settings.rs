@@ -116,6 +116,23 @@ impl Default for ScheduleSettings {
     }
 }
 
+impl ScheduleSettings {
+    /// Every cron job `off`: tests and benchmarks turn on only what they look at.
+    pub fn without_jobs(mut self) -> Self {
+        for job in [
+            &mut self.daily_digest,
+            &mut self.weekly_digest,
+            &mut self.follow_up,
+            &mut self.stuck_deals,
+            &mut self.overdue_tasks,
+            &mut self.lead_sla,
+        ] {
+            *job = "off".into();
+        }
+        self
+    }
+}
+
 /// The scheduled jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Job {

@@ -87,13 +87,7 @@ fn serve(config: &std::path::Path, log: &std::path::Path) -> Served {
 }
 
 fn cards(received: &[Received]) -> BTreeMap<i64, usize> {
-    let mut map = BTreeMap::new();
-    for r in received {
-        let key = r.body.pointer("/template_card/task_id").and_then(|v| v.as_str()).unwrap_or_default();
-        let id = key.split('-').nth(1).and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
-        *map.entry(id).or_insert(0) += 1;
-    }
-    map
+    crate::helpers::reminder_cards(received)
 }
 
 /// 100 reps with WeCom ids and 15 due reminders each (WeCom takes 30 a minute per member).

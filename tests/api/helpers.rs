@@ -250,3 +250,14 @@ pub async fn drain_outbox(db: &Db) -> chatcrm::outbox::dispatch::DispatchReport 
     );
     d.drain().await.expect("drain outbox")
 }
+
+/// Task id of each reminder card a mock WeCom accepted, and how often.
+pub fn reminder_cards(received: &[chatcrm::platform::wecom::mock::Received]) -> std::collections::BTreeMap<i64, usize> {
+    let mut map = std::collections::BTreeMap::new();
+    for r in received {
+        let key = r.body.pointer("/template_card/task_id").and_then(|v| v.as_str()).unwrap_or_default();
+        let id = key.split('-').nth(1).and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
+        *map.entry(id).or_insert(0) += 1;
+    }
+    map
+}

@@ -301,17 +301,7 @@ async fn duplicates_by_phone_and_name_variant_are_linked_not_created(db: Db) {
 /// Tue 10:00 Shanghai assignment; SLA 48 working hours, manager after 24 more, pool after 48 more.
 async fn lead_sla_reminds_escalates_and_recycles_on_working_hours(db: Db) {
     let w = World::new(db.clone()).await;
-    let mut s = ScheduleSettings::default();
-    for job in [
-        &mut s.daily_digest,
-        &mut s.weekly_digest,
-        &mut s.follow_up,
-        &mut s.stuck_deals,
-        &mut s.overdue_tasks,
-        &mut s.lead_sla,
-    ] {
-        *job = "off".into();
-    }
+    let mut s = ScheduleSettings::default().without_jobs();
     s.lead_sla = "*/10 * * * *".into();
     s.lead_sla_recycle_hours = 48;
     let clock = Clock::fixed(t0());

@@ -20,17 +20,7 @@ use crate::helpers::{TestDb, World, t0};
 const APP: &str = "sales";
 
 fn plan() -> Arc<Plan> {
-    let mut s = ScheduleSettings::default();
-    for job in [
-        &mut s.daily_digest,
-        &mut s.weekly_digest,
-        &mut s.follow_up,
-        &mut s.stuck_deals,
-        &mut s.overdue_tasks,
-        &mut s.lead_sla,
-    ] {
-        *job = "off".into();
-    }
+    let s = ScheduleSettings::default().without_jobs();
     Arc::new(Plan::try_from(&s).expect("plan"))
 }
 
@@ -53,15 +43,8 @@ async fn link(w: &World, users: &[&crm::User]) {
     tx.commit().await.expect("commit");
 }
 
-/// Task id of each reminder card the mock accepted, and how often.
 fn cards(received: &[Received]) -> BTreeMap<i64, usize> {
-    let mut map = BTreeMap::new();
-    for r in received {
-        let key = r.body.pointer("/template_card/task_id").and_then(|v| v.as_str()).unwrap_or_default();
-        let id = key.split('-').nth(1).and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
-        *map.entry(id).or_insert(0) += 1;
-    }
-    map
+    crate::helpers::reminder_cards(received)
 }
 
 async fn pending(db: &Db) -> i64 {

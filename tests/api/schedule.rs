@@ -24,18 +24,8 @@ struct Rig {
 }
 
 fn settings_with(f: impl FnOnce(&mut ScheduleSettings)) -> ScheduleSettings {
-    let mut s = ScheduleSettings::default();
     // Only what a test turns on runs.
-    for job in [
-        &mut s.daily_digest,
-        &mut s.weekly_digest,
-        &mut s.follow_up,
-        &mut s.stuck_deals,
-        &mut s.overdue_tasks,
-        &mut s.lead_sla,
-    ] {
-        *job = "off".into();
-    }
+    let mut s = ScheduleSettings::default().without_jobs();
     f(&mut s);
     s
 }
