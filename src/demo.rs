@@ -296,6 +296,9 @@ pub async fn seed(tx: &mut Tx, org_name: &str, timezone: &str, now: DateTime<Utc
             summary.tasks += 1;
         }
     }
+    // The demo's overdue tasks were "reminded" when they fell due; only the future ones remind,
+    // so a newcomer's first start is not a burst of late reminders.
+    crate::store::schedule::settle_past_reminders(tx, org.id, now).await?;
     Ok(summary)
 }
 

@@ -289,3 +289,16 @@ pub async fn mark_reminded_many(tx: &mut Tx, task_ids: &[i64], now: DateTime<Utc
             .map(|_| ()),
     }
 }
+
+/// Marks reminders due before `now` as already fired, at their time (for seeded data).
+pub async fn settle_past_reminders(tx: &mut Tx, org_id: i64, now: DateTime<Utc>) -> sqlx::Result<u64> {
+    run!(tx, |c| sqlx::query(
+        "UPDATE tasks SET reminded_at = remind_at, remind_at = NULL
+         WHERE org_id = $1 AND remind_at IS NOT NULL AND remind_at < $2"
+    )
+    .bind(org_id)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))
+}
