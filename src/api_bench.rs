@@ -9,14 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use serde::Serialize;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::bench::Latency;
 use crate::clock::Clock;
@@ -153,7 +151,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     };
     let kind = DatabaseKind::of(&url).map_err(anyhow::Error::msg)?;
     if kind == DatabaseKind::Postgres {
-        ensure_pg_database(&url).await?;
+        crate::bench::ensure_pg_database(&url, false).await?;
     }
     let mut settings = Settings { listen: "127.0.0.1:0".into(), ..Settings::default() };
     settings.schedule.enabled = false;
@@ -356,30 +354,4 @@ async fn count_for_org(db: &Db, sql: &'static str, org_id: i64) -> anyhow::Resul
     let n = crate::run!(&mut tx, |c| sqlx::query_scalar(sql).bind(org_id).fetch_one(c).await)?;
     tx.commit().await?;
     Ok(n)
-}
-
-/// Creates the PostgreSQL database named in `url` when missing.
-async fn ensure_pg_database(url: &str) -> anyhow::Result<()> {
-    let opts = PgConnectOptions::from_str(url)?;
-    let name = opts.get_database().context("the PostgreSQL URL names no database")?.to_string();
-    ensure!(
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "database name `{name}`: use letters, digits and _"
-    );
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts.database("postgres"))
-        .await
-        .context("cannot reach the server's `postgres` database to create the bench database")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&admin)
-        .await?;
-    if !exists {
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")))
-            .execute(&admin)
-            .await?;
-    }
-    admin.close().await;
-    Ok(())
 }

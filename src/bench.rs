@@ -131,3 +131,32 @@ pub async fn bot(db: Db, levels: &[usize], duration: Duration) -> anyhow::Result
     }
     Ok(rows)
 }
+
+/// For the benchmarks (`bench reminders`, `bench leads-api`).
+/// Creates the PostgreSQL database named in `url` when missing (dropping it first with `recreate`).
+pub async fn ensure_pg_database(url: &str, recreate: bool) -> anyhow::Result<()> {
+    let opts = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)?;
+    let name = anyhow::Context::context(opts.get_database(), "the PostgreSQL URL names no database")?.to_string();
+    anyhow::ensure!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "database name `{name}`: use letters, digits and _"
+    );
+    let admin = anyhow::Context::context(
+        sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(opts.database("postgres")).await,
+        "cannot reach the server's `postgres` database to create the bench database",
+    )?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&admin)
+        .await?;
+    if exists && recreate {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{name}\" WITH (FORCE)"))).execute(&admin).await?;
+    }
+    if !exists || recreate {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")))
+            .execute(&admin)
+            .await?;
+    }
+    admin.close().await;
+    Ok(())
+}

@@ -19,14 +19,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::bench::Latency;
 use crate::clock::Clock;
@@ -242,7 +240,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     };
     let kind = DatabaseKind::of(&url).map_err(anyhow::Error::msg)?;
     match kind {
-        DatabaseKind::Postgres => ensure_pg_database(&url, opts.recreate).await?,
+        DatabaseKind::Postgres => crate::bench::ensure_pg_database(&url, opts.recreate).await?,
         DatabaseKind::Sqlite => ensure!(!opts.recreate, "--recreate is for PostgreSQL; give SQLite a new file"),
     }
     if kind == DatabaseKind::Sqlite && opts.instances > 1 {
@@ -461,35 +459,6 @@ fn plan(tick_ms: u64) -> anyhow::Result<Plan> {
     s.quiet_hours = "off".into();
     s.tick_ms = tick_ms;
     Ok(Plan::try_from(&s)?)
-}
-
-/// Creates the PostgreSQL database named in `url` when missing (dropping it first with `recreate`).
-async fn ensure_pg_database(url: &str, recreate: bool) -> anyhow::Result<()> {
-    let opts = PgConnectOptions::from_str(url)?;
-    let name = opts.get_database().context("the PostgreSQL URL names no database")?.to_string();
-    ensure!(
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "database name `{name}`: use letters, digits and _"
-    );
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts.database("postgres"))
-        .await
-        .context("cannot reach the server's `postgres` database to create the bench database")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&admin)
-        .await?;
-    if exists && recreate {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{name}\" WITH (FORCE)"))).execute(&admin).await?;
-    }
-    if !exists || recreate {
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")))
-            .execute(&admin)
-            .await?;
-    }
-    admin.close().await;
-    Ok(())
 }
 
 /// The org and its reps, each linked to WeCom id `u1`, `u2`, … on the mock's corp. Written through

@@ -120,6 +120,9 @@ pub async fn intake(tx: &mut Tx, ctx: &Ctx, new: NewLead) -> Result<Intake> {
             tags.push(t);
         }
     }
+    // Two submissions of one company must not both pass the duplicate check, and the round-robin
+    // cursor must not be read twice: whatever the channel, one intake of an org at a time.
+    store::orgs::lock_for_intake(tx, ctx.org_id()).await?;
     let dupes = store::leads::open_duplicates(tx, ctx.org_id(), phone_norm.as_deref(), &company_norm).await?;
     if let Some(d) = dupes.into_iter().next() {
         let owner_name = match d.owner_id {

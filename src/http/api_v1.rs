@@ -142,8 +142,8 @@ pub(crate) fn sqlite_write_gate(db: &Db) -> Option<Arc<tokio::sync::Mutex<()>>> 
 pub(crate) enum Begin {
     /// [`Db::begin`]: repeatable read on PostgreSQL.
     Default,
-    /// On PostgreSQL, read committed after locking the org's row (`FOR NO KEY UPDATE`, which
-    /// does not block inserts referencing the org): such transactions of one org run one after
+    /// On PostgreSQL, read committed after taking the org's intake lock
+    /// ([`crate::store::orgs::lock_for_intake`], which does not block inserts referencing the org): such transactions of one org run one after
     /// the other, across instances, and each statement sees what the previous one committed (the
     /// round-robin cursor, open-lead counts, duplicates, idempotency keys), so there is no
     /// stale snapshot to conflict on. [`Db::begin`] on SQLite.
@@ -154,11 +154,8 @@ pub(crate) async fn begin(db: &Db, how: Begin) -> Result<Tx, sqlx::Error> {
     match (db, how) {
         (Db::Postgres(pool), Begin::OrgSerialized(org_id)) => {
             let mut tx = Tx::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?);
-            crate::run!(&mut tx, |c| sqlx::query("SELECT id FROM orgs WHERE id = $1 FOR NO KEY UPDATE")
-                .bind(org_id)
-                .execute(c)
-                .await
-                .map(|_| ()))?;
+            // Before the idempotency check, not only in intake: two requests with one key queue here.
+            crate::store::orgs::lock_for_intake(&mut tx, org_id).await?;
             Ok(tx)
         }
         _ => db.begin().await,

@@ -20,14 +20,9 @@ pub(super) async fn run_due(s: &Scheduler, now: DateTime<Utc>) -> crm::Result<(u
     if s.plan.jobs.is_empty() {
         return Ok((0, 0));
     }
-    let orgs = {
-        let mut tx = s.db.begin_read().await?;
-        let orgs = store::orgs::list(&mut tx).await?;
-        tx.commit().await?;
-        orgs
-    };
+    let orgs = s.orgs(now).await?;
     let (mut runs, mut queued) = (0, 0);
-    for org in &orgs {
+    for org in orgs.iter() {
         let tz = org.tz();
         for (job, cron) in &s.plan.jobs {
             let after = match s.last_run(*job, org.id) {

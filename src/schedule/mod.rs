@@ -26,6 +26,9 @@ use crate::crm::{self, Org};
 use crate::outbox::Routes;
 use crate::store::Db;
 
+/// The org list and when it was read.
+type OrgsSeen = (DateTime<Utc>, Arc<Vec<Org>>);
+
 /// What one [`Scheduler::tick`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TickReport {
@@ -57,6 +60,8 @@ pub struct Scheduler {
     queued: Option<Arc<Notify>>,
     /// When old outbox rows were last pruned.
     pruned: Mutex<Option<DateTime<Utc>>>,
+    /// The orgs, re-read once a minute rather than on every tick.
+    orgs: Mutex<Option<OrgsSeen>>,
 }
 
 impl Scheduler {
@@ -72,6 +77,7 @@ impl Scheduler {
             last_runs: Mutex::new(HashMap::new()),
             queued: None,
             pruned: Mutex::new(None),
+            orgs: Mutex::new(None),
         }
     }
 
@@ -164,6 +170,19 @@ impl Scheduler {
             tracing::info!(deleted = keys, "expired API idempotency keys pruned");
         }
         Ok(())
+    }
+
+    async fn orgs(&self, now: DateTime<Utc>) -> crm::Result<Arc<Vec<Org>>> {
+        if let Some((at, orgs)) = &*self.orgs.lock().unwrap_or_else(PoisonError::into_inner)
+            && (now - *at).abs() < chrono::Duration::minutes(1)
+        {
+            return Ok(orgs.clone());
+        }
+        let mut tx = self.db.begin_read().await?;
+        let orgs = Arc::new(crate::store::orgs::list(&mut tx).await?);
+        tx.commit().await?;
+        *self.orgs.lock().unwrap_or_else(PoisonError::into_inner) = Some((now, orgs.clone()));
+        Ok(orgs)
     }
 
     fn org_plan(&self, org: &Org) -> &OrgPlan {

@@ -62,3 +62,18 @@ pub async fn stages(tx: &mut Tx, org_id: i64) -> sqlx::Result<Vec<Stage>> {
     .fetch_all(c)
     .await)
 }
+
+/// Serialises lead intake within an org, on PostgreSQL across instances: a no-op update of the
+/// org row (a `FOR NO KEY UPDATE` lock, so inserts referencing the org are not blocked). At read
+/// committed a second intake waits and then sees what the first committed; at repeatable read it
+/// fails with 40001 and its caller runs it again on a fresh snapshot. SQLite has one writer anyway.
+pub async fn lock_for_intake(tx: &mut Tx, org_id: i64) -> sqlx::Result<()> {
+    match tx {
+        Tx::Sqlite(_) => Ok(()),
+        Tx::Postgres(t) => sqlx::query("UPDATE orgs SET timezone = timezone WHERE id = $1")
+            .bind(org_id)
+            .execute(&mut **t)
+            .await
+            .map(|_| ()),
+    }
+}

@@ -424,7 +424,8 @@ pub(super) async fn user_ref(tx: &mut Tx, org_id: i64, who: &str) -> Result<crm:
     }
 }
 
-fn lead_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, V1Error> {
+/// An id from the path; a non-number is the caller's mistake (400).
+pub(super) fn path_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, V1Error> {
     id.map(|Path(id)| id).map_err(|e| V1Error::bad_request("bad_id", e.body_text()))
 }
 
@@ -447,7 +448,7 @@ pub async fn get_lead(
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<LeadOut>, V1Error> {
     caller.require_full()?;
-    let id = lead_id(id)?;
+    let id = path_id(id)?;
     let ctx = caller.ctx(state.clock.now());
     let mut tx = state.db.begin_read().await?;
     let lead = crm::leads::get_lead(&mut tx, &ctx, id).await?;
@@ -486,7 +487,7 @@ pub async fn assign_lead(
     body: Result<Json<AssignIn>, JsonRejection>,
 ) -> Result<Json<LeadOut>, V1Error> {
     caller.require_full()?;
-    let id = lead_id(id)?;
+    let id = path_id(id)?;
     let Json(body) = body.map_err(crate::http::ApiError::from)?;
     let ctx = caller.ctx(state.clock.now());
     let routes = Routes::from_settings(&state.settings);

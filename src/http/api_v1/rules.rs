@@ -203,7 +203,7 @@ pub async fn delete_rule(
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<RuleOut>, V1Error> {
     caller.require_full()?;
-    let id = id.map(|Path(id)| id).map_err(|e| V1Error::bad_request("bad_id", e.body_text()))?;
+    let id = super::leads::path_id(id)?;
     let ctx = caller.ctx(state.clock.now());
     let out = in_tx!(state.db, |tx| {
         async {

@@ -151,7 +151,11 @@ impl Inbound {
             Inbound::Other { from, create_time, msg_type, msg_id: None, .. } => {
                 format!("{from}:{create_time}:{msg_type}")
             }
-            Inbound::Event { from, create_time, event, .. } => format!("{from}:{create_time}:{event}"),
+            // Two buttons or menu items pressed in the same second are two events; a retry of
+            // one carries the same key.
+            Inbound::Event { from, create_time, event, event_key, .. } => {
+                format!("{from}:{create_time}:{event}:{}", event_key.as_deref().unwrap_or_default())
+            }
         }
     }
 }
