@@ -781,7 +781,7 @@ mod tests {
                 external_contact: None,
             }
         );
-        assert_eq!(m.dedupe_key(), "zhangsan:1700000200:enter_agent");
+        assert_eq!(m.dedupe_key(), "zhangsan:1700000200:enter_agent:");
     }
 
     #[test]
@@ -807,7 +807,7 @@ mod tests {
         assert!(
             matches!(&click, Inbound::Event { event, event_key: Some(k), .. } if event == "click" && k == "#sendmsg#_0_0#7599827683208451")
         );
-        assert_eq!(click.dedupe_key(), "lisi:1700000500:click");
+        assert_eq!(click.dedupe_key(), "lisi:1700000500:click:#sendmsg#_0_0#7599827683208451");
 
         let view = decoded(&msg(
             "<MsgType>event</MsgType><Event>view</Event><EventKey><![CDATA[https://example.com/a?b=1&c=2]]></EventKey>",
