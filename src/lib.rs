@@ -6,11 +6,13 @@
 pub mod api_bench;
 pub mod bench;
 pub mod bot;
+pub mod chart;
 pub mod clock;
 pub mod command;
 pub mod config;
 pub mod crm;
 pub mod demo;
+pub mod digest_bench;
 pub mod http;
 pub mod import;
 pub mod outbox;

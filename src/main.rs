@@ -65,6 +65,11 @@ enum Cmd {
         #[command(subcommand)]
         command: RulesCmd,
     },
+    /// Reports: a user's digest as their chat would show it, the funnel (optionally as a PNG).
+    Report {
+        #[command(subcommand)]
+        what: ReportCmd,
+    },
     /// Print the commented example configuration.
     PrintConfig,
     /// Print the chat command reference (Markdown, from bot-commands/).
@@ -210,6 +215,44 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The daily digest of every manager and admin in a generated org (50 reps, 100,000
+    /// customers, 1,000,000 activities, 50,000 deals by default): per-pass totals, per-recipient
+    /// times, peak RSS. Ignores the configured database: uses --database-url or a temporary SQLite
+    /// file.
+    Digest {
+        /// sqlite://FILE (new or empty) or postgres://USER@HOST/DB (DROPPED and recreated unless
+        /// --reuse; dropped at the end unless --keep). Default: a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        reps: usize,
+        #[arg(long, default_value_t = 100_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        activities: usize,
+        #[arg(long, default_value_t = 50_000)]
+        deals: usize,
+        #[arg(long, default_value_t = 50_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 20_000)]
+        leads: usize,
+        /// Timed passes over all recipients, after one warm-up pass.
+        #[arg(long, default_value_t = 5)]
+        passes: usize,
+        /// Keep the generated database and print where it is.
+        #[arg(long)]
+        keep: bool,
+        /// Generate and keep the database, print where it is, measure nothing (to EXPLAIN the
+        /// digest's queries by hand).
+        #[arg(long, env = "CHATCRM_BENCH_ONLY_GENERATE")]
+        only_generate: bool,
+        /// Measure the bench org already in --database-url (kept earlier) without generating.
+        #[arg(long)]
+        reuse: bool,
+        /// Print the figures as JSON after the summary.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -276,6 +319,41 @@ enum ImportCmd {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    /// The digest USER would get now: yesterday (or the last 7 days with --weekly), their scope.
+    Digest {
+        /// Handle or name of the reader (a manager gets their team, an admin the org, a rep their own).
+        user: String,
+        #[arg(long)]
+        weekly: bool,
+        /// Markdown dialect: wecom, wecom_robot, dingtalk, feishu or plain.
+        #[arg(long, default_value = "plain")]
+        dialect: String,
+        /// English instead of Chinese.
+        #[arg(long)]
+        en: bool,
+        /// The figures as JSON instead of the message.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// The funnel (stage conversion and dwell time) and per-rep activity of the last 7 days.
+    Funnel {
+        /// Whose view (default: the org, as its admin sees it).
+        #[arg(long)]
+        user: Option<String>,
+        /// Write the chart to this PNG file.
+        #[arg(long)]
+        png: Option<std::path::PathBuf>,
+        #[arg(long)]
+        en: bool,
+        #[arg(long)]
+        org: Option<String>,
     },
 }
 
@@ -406,6 +484,34 @@ async fn main() -> Result<()> {
             }
             return Ok(());
         }
+        Cmd::Bench {
+            what:
+                BenchCmd::Digest {
+                    database_url,
+                    reps,
+                    customers,
+                    activities,
+                    deals,
+                    tasks,
+                    leads,
+                    passes,
+                    keep,
+                    only_generate,
+                    reuse,
+                    json,
+                },
+        } => {
+            // The bulk inserts are slow statements by design: no warning for each.
+            chatcrm::telemetry::init("pretty", "warn,sqlx::query=error");
+            let sizes = chatcrm::digest_bench::Sizes { reps, customers, activities, deals, tasks, leads };
+            let opts = chatcrm::digest_bench::Options { database_url, sizes, passes, keep, only_generate, reuse };
+            let report = chatcrm::digest_bench::run(opts).await?;
+            print!("{}", report.summary());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            return Ok(());
+        }
         Cmd::Bench { what: BenchCmd::Parse { seconds } } => {
             let r = chatcrm::command::bench::run(std::time::Duration::from_secs(seconds.max(1)), 256 * 1024);
             println!("{}", serde_json::to_string_pretty(&r)?);
@@ -453,7 +559,7 @@ async fn main() -> Result<()> {
     match cli.command {
         Cmd::PrintConfig | Cmd::Commands | Cmd::Parse { .. } | Cmd::When { .. } => Ok(()),
         Cmd::Bench { what: BenchCmd::LeadsApi { .. } } => Ok(()),
-        Cmd::Bench { what: BenchCmd::Parse { .. } | BenchCmd::Reminders { .. } } => Ok(()),
+        Cmd::Bench { what: BenchCmd::Parse { .. } | BenchCmd::Reminders { .. } | BenchCmd::Digest { .. } } => Ok(()),
         Cmd::CheckConfig => {
             let n = chatcrm::command::spec::validate()?;
             println!("configuration OK (database {}), {n} command specs OK", settings.database_url_redacted());
@@ -511,6 +617,7 @@ async fn main() -> Result<()> {
             std::process::exit(code)
         }
         Cmd::Rules { org, command } => rules(settings, org, command).await,
+        Cmd::Report { what } => report(settings, what).await,
     }
 }
 
@@ -1098,4 +1205,66 @@ async fn wecom_cmd(settings: Settings, what: WecomCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn report(settings: Settings, what: ReportCmd) -> Result<()> {
+    use chatcrm::report::{self, DigestKind, ReportOptions, Scope, render::Dialect};
+    let db = startup::open_db(&settings).await?;
+    let now = Clock::system().now();
+    let opts = ReportOptions::from(&settings.schedule);
+    let mut tx = db.begin_read().await?;
+    let org_name = match &what {
+        ReportCmd::Digest { org, .. } | ReportCmd::Funnel { org, .. } => {
+            org.clone().unwrap_or_else(|| settings.console_org.clone())
+        }
+    };
+    let org = crm::orgs::org_by_name(&mut tx, &org_name).await?;
+    let lang = |en: bool| if en { crm::Lang::En } else { crm::Lang::Zh };
+    match what {
+        ReportCmd::Digest { user, weekly, dialect, en, json, .. } => {
+            let u = crm::users::find_user(&mut tx, org.id, user.trim_start_matches('@')).await?;
+            let dialect = match dialect.as_str() {
+                "wecom" => Dialect::WeCom,
+                "wecom_robot" => Dialect::WeComRobot,
+                "dingtalk" => Dialect::DingTalk,
+                "feishu" => Dialect::Feishu,
+                "plain" => Dialect::Plain,
+                other => anyhow::bail!("unknown dialect `{other}`: use wecom, wecom_robot, dingtalk, feishu or plain"),
+            };
+            let kind = if weekly { DigestKind::Weekly } else { DigestKind::Daily };
+            let actor = Actor::of(&u);
+            let ctx = Ctx::new(actor.clone(), Via::Cli, now);
+            let span = report::digest_period(now, org.tz(), kind);
+            let d = report::digest_for(&mut tx, &ctx, Scope::of(&actor), kind, span, &opts).await?;
+            tx.commit().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                let chunks = report::render::digest(&d, dialect, lang(en));
+                println!("{}", chunks.join("\n\n----- next message -----\n\n"));
+            }
+        }
+        ReportCmd::Funnel { user, png, en, .. } => {
+            let actor = match &user {
+                Some(u) => Actor::of(&crm::users::find_user(&mut tx, org.id, u.trim_start_matches('@')).await?),
+                None => Actor::system(org.id),
+            };
+            let ctx = Ctx::new(actor.clone(), Via::Cli, now);
+            let scope = Scope::of(&actor);
+            let view = report::pipeline_view(&mut tx, &ctx, scope, &opts).await?;
+            let stages = crm::orgs::stages(&mut tx, org.id).await?;
+            let week = report::digest_period(now, org.tz(), DigestKind::Weekly);
+            let names = report::Names::load(&mut tx, org.id).await?;
+            let activity = report::activity(&mut tx, org.id, &scope, &names, week.0, week.1).await?;
+            tx.commit().await?;
+            println!("{}", report::render::pipeline_view(&view, &stages, Dialect::Plain, lang(en)).join("\n\n"));
+            if let Some(path) = png {
+                let input = report::funnel_chart(&view.funnel, Some(&activity), &org.name, lang(en));
+                let bytes = chatcrm::chart::render_png(&input)?;
+                std::fs::write(&path, &bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                println!("wrote {} ({} bytes)", path.display(), bytes.len());
+            }
+        }
+    }
+    Ok(())
 }

@@ -55,7 +55,13 @@ impl Application {
         let addr = settings.listen.clone();
         let listener = TcpListener::bind(&addr).await.map_err(|source| StartupError::Bind { addr, source })?;
         let routes = Routes::from_settings(&settings);
-        let bot = Bot::with_routes(db.clone(), clock.clone(), settings.undo_window(), routes.clone());
+        let bot = Bot::with_settings(
+            db.clone(),
+            clock.clone(),
+            settings.undo_window(),
+            routes.clone(),
+            crate::report::ReportOptions::from(&settings.schedule),
+        );
         let wecom = crate::platform::wecom::Apps::from_settings(&settings.wecom)?;
         let background = if settings.schedule.enabled {
             let plan = settings.schedule_plan()?;

@@ -12,7 +12,8 @@ use crate::crm::lead_rules::{NewRule, Rule, Strategy, Target};
 use crate::crm::leads::NewLead;
 use crate::crm::matching::{MatchOutcome, Ranked};
 use crate::crm::tasks::NewTask;
-use crate::crm::{self, LostReason, Role, TaskOrigin};
+use crate::crm::{self, LostReason, TaskOrigin};
+use crate::report::{DigestKind, render::Dialect};
 use crate::store::{self, Tx};
 
 /// The question the bot is waiting on, stored per user.
@@ -334,6 +335,49 @@ pub(super) async fn run(
             done(render::lead_status_set(lang, &l, reason.as_deref()))
         }
         Command::Rules { action } => rules(tx, turn, action).await,
+        Command::SetTarget { user, amount, month } => {
+            let who = match &user {
+                Some(name) => crm::users::find_user(tx, ctx.org_id(), name).await?,
+                None => match ctx.actor.user_id {
+                    Some(me) => crm::users::user_by_id(tx, ctx.org_id(), me).await?,
+                    None => {
+                        return Ok(Outcome::Rejected(render::pick(
+                            lang,
+                            "请写给谁设目标，例如 目标 @李雷 50万".into(),
+                            "whose target? e.g. target @lilei 500k".into(),
+                        )));
+                    }
+                },
+            };
+            let Some(month) = resolve_month(&month, ctx.now.with_timezone(&tz).date_naive()) else {
+                return Ok(Outcome::Rejected(render::pick(
+                    lang,
+                    format!("看不懂月份「{month}」，例如 12月 或 2026-12"),
+                    format!("could not read the month `{month}`; e.g. december or 2026-12"),
+                )));
+            };
+            crate::report::set_target(tx, ctx, &who, &month, amount).await?;
+            done(match amount {
+                Some(fen) => render::pick(
+                    lang,
+                    format!(
+                        "🎯 已设 {} {month} 的目标：{}。日报和「漏斗」里的预测会对照它。",
+                        who.name,
+                        render::yuan(fen)
+                    ),
+                    format!(
+                        "🎯 {}'s target for {month}: {}. Digests and `pipeline` compare the forecast against it.",
+                        who.name,
+                        render::yuan(fen)
+                    ),
+                ),
+                None => render::pick(
+                    lang,
+                    format!("已清除 {} {month} 的目标。", who.name),
+                    format!("Cleared {}'s target for {month}.", who.name),
+                ),
+            })
+        }
         Command::Leave { user, on_leave } => {
             let u = crm::users::find_user(tx, ctx.org_id(), &user).await?;
             let u = crm::users::set_on_leave(tx, ctx, u.id, on_leave).await?;
@@ -368,18 +412,28 @@ pub(super) async fn run(
             done(render::task_snoozed(lang, &t, tz))
         }
         Command::Pipeline { scope } => {
-            let team = match scope {
-                Some(Scope::Team) => true,
-                Some(Scope::Me) => false,
-                None => ctx.actor.role != Role::Rep,
+            let scope = match (scope, ctx.actor.user_id) {
+                (Some(Scope::Me), Some(me)) => crate::report::Scope::own(me),
+                _ => crate::report::Scope::of(&ctx.actor),
             };
-            let p = crate::report::pipeline(tx, ctx, team).await?;
-            done(render::pipeline(lang, &p))
+            let v = crate::report::pipeline_view(tx, ctx, scope, &bot.report).await?;
+            let stages = crm::orgs::stages(tx, ctx.org_id()).await?;
+            let mut text = crate::report::render::pipeline_view(&v, &stages, Dialect::Plain, lang).join("\n\n");
+            if queue_funnel_chart(tx, ctx, bot, &v, lang).await? {
+                text.push_str(&render::pick(
+                    lang,
+                    "\n\n📊 漏斗图随后发到这里。".into(),
+                    "\n\n📊 The funnel chart follows.".into(),
+                ));
+            }
+            done(text)
         }
         Command::Digest { period } => {
-            let d = crate::report::digest(tx, ctx, tz, period == Period::Week).await?;
-            let stages = crm::orgs::stages(tx, ctx.org_id()).await?;
-            done(render::digest(lang, &d, &stages, tz, period == Period::Week))
+            let kind = if period == Period::Week { DigestKind::Weekly } else { DigestKind::Daily };
+            let span = crate::report::period_so_far(ctx.now, tz, kind);
+            let scope = crate::report::Scope::of(&ctx.actor);
+            let d = crate::report::digest_for(tx, ctx, scope, kind, span, &bot.report).await?;
+            done(crate::report::render::digest(&d, Dialect::Plain, lang).join("\n\n"))
         }
         Command::Undo => {
             let u = crm::undo::undo_last(tx, ctx, bot.undo_window).await?;
@@ -482,4 +536,70 @@ async fn resolve_rule(tx: &mut Tx, ctx: &crm::Ctx, what: &str) -> crm::Result<Ru
         });
     }
     crm::lead_rules::find_rule(tx, ctx, what).await
+}
+
+/// A target's month (`this`, `next`, `12`, `2026-12`) as `YYYY-MM`, from `today`. A bare month
+/// number means its next occurrence: in December, `1` is January of the next year.
+fn resolve_month(m: &str, today: chrono::NaiveDate) -> Option<String> {
+    use chrono::Datelike;
+    let this = today.with_day(1)?;
+    let date = match m {
+        "this" => this,
+        "next" => this.checked_add_months(chrono::Months::new(1))?,
+        _ => match m.split_once('-') {
+            Some((y, mo)) => chrono::NaiveDate::from_ymd_opt(y.parse().ok()?, mo.parse().ok()?, 1)?,
+            None => {
+                let mo: u32 = m.parse().ok()?;
+                let d = chrono::NaiveDate::from_ymd_opt(today.year(), mo, 1)?;
+                if d < this { chrono::NaiveDate::from_ymd_opt(today.year() + 1, mo, 1)? } else { d }
+            }
+        },
+    };
+    Some(date.format("%Y-%m").to_string())
+}
+
+/// Queues the funnel picture for the asker (with the message's own dedupe key, so a retried
+/// message queues it once). False when there is nothing to draw or no message to key it by.
+async fn queue_funnel_chart(
+    tx: &mut Tx,
+    ctx: &crm::Ctx,
+    bot: &Core,
+    v: &crate::report::PipelineView,
+    lang: crm::Lang,
+) -> crm::Result<bool> {
+    let (Some(user_id), Some(message_id)) = (ctx.actor.user_id, ctx.source_message_id) else { return Ok(false) };
+    if v.funnel.deals == 0 {
+        return Ok(false);
+    }
+    let whose = match (v.scope, lang) {
+        (crate::report::ScopeKind::Own, crm::Lang::Zh) => "我的".to_string(),
+        (crate::report::ScopeKind::Team, crm::Lang::Zh) => "团队".to_string(),
+        (crate::report::ScopeKind::Org, crm::Lang::Zh) => "全公司".to_string(),
+        (crate::report::ScopeKind::Own, crm::Lang::En) => "My".to_string(),
+        (crate::report::ScopeKind::Team, crm::Lang::En) => "Team".to_string(),
+        (crate::report::ScopeKind::Org, crm::Lang::En) => "Company".to_string(),
+    };
+    let input = crate::report::funnel_chart(&v.funnel, None, &whose, lang);
+    let png = match crate::chart::render_png(&input) {
+        Ok(png) => png,
+        Err(e) => {
+            tracing::warn!(error = %e, "funnel chart not drawn");
+            return Ok(false);
+        }
+    };
+    let target = bot.routes.target_for_user(tx, user_id).await?;
+    let key = format!("funnel:{message_id}");
+    let caption = render::pick(lang, "漏斗图".into(), "Funnel chart".into());
+    let message = crate::outbox::OutMessage::image(caption, png);
+    let out = crate::outbox::Outgoing {
+        org_id: Some(ctx.org_id()),
+        user_id: Some(user_id),
+        kind: crate::outbox::Kind::Reply,
+        target: &target,
+        message: &message,
+        dedupe_key: &key,
+        not_before: ctx.now,
+    };
+    crate::outbox::enqueue(tx, &out, ctx.now).await?;
+    Ok(true)
 }

@@ -100,6 +100,8 @@ pub(crate) struct Core {
     org_tz: std::sync::Mutex<std::collections::HashMap<i64, Tz>>,
     /// Where notices to other users (a lead assigned to them) go.
     pub(crate) routes: Arc<Routes>,
+    /// Limits the reports read (quiet A customers, stage budgets).
+    pub(crate) report: crate::report::ReportOptions,
 }
 
 /// A message that is not text for the parser.
@@ -213,6 +215,17 @@ impl Bot {
 
     /// Like [`Bot::with_options`], with the platform apps that reach users (for notices).
     pub fn with_routes(db: Db, clock: Clock, undo_window: chrono::Duration, routes: Routes) -> Self {
+        Self::with_settings(db, clock, undo_window, routes, crate::report::ReportOptions::default())
+    }
+
+    /// Like [`Bot::with_routes`], with the limits reports use (from `[schedule]`).
+    pub fn with_settings(
+        db: Db,
+        clock: Clock,
+        undo_window: chrono::Duration,
+        routes: Routes,
+        report: crate::report::ReportOptions,
+    ) -> Self {
         // SQLite has one writer at a time: one writer task batches messages so one fsync serves
         // many. PostgreSQL takes concurrent writers and already shares WAL flushes between
         // concurrent commits, while a long batch would hold row locks other writers wait on: there,
@@ -222,8 +235,15 @@ impl Bot {
             crate::config::DatabaseKind::Sqlite => (1, MAX_BATCH),
             crate::config::DatabaseKind::Postgres => (POSTGRES_WRITERS, 1),
         };
-        let core =
-            Arc::new(Core { db, clock, undo_window, batch, org_tz: Default::default(), routes: Arc::new(routes) });
+        let core = Arc::new(Core {
+            db,
+            clock,
+            undo_window,
+            batch,
+            org_tz: Default::default(),
+            routes: Arc::new(routes),
+            report,
+        });
         let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..writers {

@@ -12,7 +12,6 @@ use crate::crm::matching::Ranked;
 use crate::crm::tasks::Today;
 use crate::crm::undo::Undone;
 use crate::crm::{Customer, Deal, DealStatus, Lang, Lead, LeadStatus, LostReason, Stage, Task, User};
-use crate::report::{Digest, Pipeline};
 
 pub(super) fn pick(lang: Lang, zh: String, en: String) -> String {
     match lang {
@@ -753,102 +752,6 @@ pub fn task_snoozed(lang: Lang, t: &Task, tz: Tz) -> String {
         format!("已推迟任务 #{} {} 到 {when}", t.id, t.title),
         format!("Snoozed task #{} {} until {when}", t.id, t.title),
     )
-}
-
-pub fn pipeline(lang: Lang, p: &Pipeline) -> String {
-    let head = match (lang, p.team) {
-        (Lang::Zh, true) => "**团队漏斗**",
-        (Lang::Zh, false) => "**我的漏斗**",
-        (Lang::En, true) => "**Team pipeline**",
-        (Lang::En, false) => "**My pipeline**",
-    };
-    let mut out = vec![head.to_string()];
-    for s in &p.stages {
-        let name = if lang == Lang::Zh { &s.name_zh } else { &s.name_en };
-        out.push(format!("- {name} {}%：{} · {}", s.probability, s.count, yuan(s.amount_fen)));
-    }
-    out.push(pick(
-        lang,
-        format!("合计 {} 个 · {} · 加权预测 {}", p.total_count, yuan(p.total_fen), yuan(p.weighted_fen)),
-        format!("Total {} · {} · weighted {}", p.total_count, yuan(p.total_fen), yuan(p.weighted_fen)),
-    ));
-    out.join("\n")
-}
-
-pub fn digest(lang: Lang, d: &Digest, stages: &[Stage], tz: Tz, week: bool) -> String {
-    let title = match (lang, week) {
-        (Lang::Zh, false) => format!("**日报** {}", d.from.with_timezone(&tz).format("%m-%d")),
-        (Lang::Zh, true) => format!(
-            "**周报** {} ~ {}",
-            d.from.with_timezone(&tz).format("%m-%d"),
-            d.to.with_timezone(&tz).format("%m-%d")
-        ),
-        (Lang::En, false) => format!("**Daily digest** {}", d.from.with_timezone(&tz).format("%b %-d")),
-        (Lang::En, true) => format!(
-            "**Weekly digest** {} – {}",
-            d.from.with_timezone(&tz).format("%b %-d"),
-            d.to.with_timezone(&tz).format("%b %-d")
-        ),
-    };
-    let visits: usize = d.reps.iter().map(|r| r.visits).sum();
-    let calls: usize = d.reps.iter().map(|r| r.calls).sum();
-    let won: i64 = d.won.iter().map(|m| m.amount_fen).sum();
-    let mut out = vec![title];
-    out.push(pick(
-        lang,
-        format!(
-            "拜访 {visits} · 电话 {calls} · 推进 {} · 赢单 {}（{}）· 输单 {} · 逾期 {}",
-            d.moves.len(),
-            d.won.len(),
-            yuan(won),
-            d.lost.len(),
-            d.overdue.len()
-        ),
-        format!(
-            "Visits {visits} · calls {calls} · moves {} · won {} ({}) · lost {} · overdue {}",
-            d.moves.len(),
-            d.won.len(),
-            yuan(won),
-            d.lost.len(),
-            d.overdue.len()
-        ),
-    ));
-    for r in &d.reps {
-        out.push(pick(
-            lang,
-            format!(
-                "- {}：拜访 {} · 电话 {} · 其他 {} · 客户 {} · 新客户 {}",
-                r.name, r.visits, r.calls, r.other, r.customers_touched, r.new_customers
-            ),
-            format!(
-                "- {}: visits {} · calls {} · other {} · customers {} · new {}",
-                r.name, r.visits, r.calls, r.other, r.customers_touched, r.new_customers
-            ),
-        ));
-    }
-    for m in d.moves.iter().take(10) {
-        out.push(format!(
-            "↗ #{} {} {} → {} ({})",
-            m.deal_id,
-            m.title,
-            stage_name(stages, &m.from_stage, lang),
-            stage_name(stages, &m.to_stage, lang),
-            m.owner
-        ));
-    }
-    for m in &d.won {
-        out.push(format!("🎉 #{} {} {} ({})", m.deal_id, m.title, yuan(m.amount_fen), m.owner));
-    }
-    for m in &d.lost {
-        out.push(format!("✗ #{} {} {} ({})", m.deal_id, m.title, yuan(m.amount_fen), m.owner));
-    }
-    if !d.overdue.is_empty() {
-        out.push(pick(lang, "⚠️ 逾期跟进：".into(), "⚠️ Overdue:".into()));
-        for t in d.overdue.iter().take(10) {
-            out.push(format!("- #{} {} · {} · {}", t.task_id, t.title, t.owner, local(t.due_at, tz)));
-        }
-    }
-    out.join("\n")
 }
 
 pub fn undone(lang: Lang, u: &Undone) -> String {

@@ -666,3 +666,81 @@ pub(super) fn no_lead_number(status: LeadStatus, name: &'static str, lang: Lang)
         &format!("give the lead number, e.g. {en} (to log a customer call use \"call Haier …\")"),
     )
 }
+
+/// `目标 @李雷 50万 [12月|下月|2026-12]`, `target @lilei 500k next month`, `目标 @李雷 清除`.
+pub(super) fn target(rest: &str, lang: Lang) -> Result<Command, ParseError> {
+    const NAME: &str = "set_target";
+    let lowered = rest.to_lowercase();
+    let text = lowered.replace("next month", "下月").replace("this month", "本月");
+    let mut f = super::Fields::new(&text);
+    let month = f.take_token(month_token).unwrap_or_else(|| "this".to_string());
+    let user = f
+        .take_token(|t| refs::mention(t).map(str::to_string))
+        .or_else(|| f.take_keyed(&["给", "for"], |v| Some(v.trim_start_matches(['@', '＠']).to_string())))
+        .filter(|u| !u.is_empty());
+    f.take_word(&["给", "for", "of"]);
+    let clear = f.take_word(&["清除", "取消", "删除", "清空", "clear", "remove", "none"]);
+    let amount = if clear { None } else { f.take_amount() };
+    if !clear && amount.is_none() {
+        return Err(usage_because(
+            NAME,
+            lang,
+            "目标多少？例如 目标 @李雷 50万，或 目标 @李雷 50万 下月",
+            "how much? e.g. target @lilei 500k, or target @lilei 500k next month",
+        ));
+    }
+    f.take_word(&["目标", "业绩", "target", "to", "is", "为", "是", "设为", "设置为"]);
+    if !only_tails(f.rest(), &["了", "吧", "一下"]) {
+        let short: String = f.rest().chars().take(30).collect();
+        return Err(usage_because(
+            NAME,
+            lang,
+            &format!("看不懂「{short}」。例如 目标 @李雷 50万 12月"),
+            &format!("could not understand `{short}`; e.g. target @lilei 500k december"),
+        ));
+    }
+    Ok(Command::SetTarget { user, amount, month })
+}
+
+/// A month as a target names it: `this`, `next`, a month number (`12`) or `YYYY-MM`.
+fn month_token(t: &str) -> Option<String> {
+    let t = t.trim();
+    match t {
+        "本月" | "这个月" | "当月" | "本月份" => return Some("this".into()),
+        "下月" | "下个月" | "下月份" => return Some("next".into()),
+        _ => {}
+    }
+    const EN: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    if t.len() >= 3
+        && t.is_ascii()
+        && let Some(i) = EN.iter().position(|m| t.starts_with(m))
+        && [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ][i]
+            .starts_with(t)
+    {
+        return Some((i + 1).to_string());
+    }
+    let month_no = |s: &str| s.parse::<u32>().ok().filter(|m| (1..=12).contains(m));
+    if let Some(m) = t.strip_suffix("月份").or_else(|| t.strip_suffix('月')) {
+        if let Some((y, m)) = m.split_once('年') {
+            let y = y.parse::<i32>().ok().filter(|y| (2000..=2100).contains(y))?;
+            return month_no(m).map(|m| format!("{y}-{m:02}"));
+        }
+        return month_no(m).map(|m| m.to_string());
+    }
+    let (y, m) = t.split_once(['-', '/'])?;
+    let y = y.parse::<i32>().ok().filter(|y| (2000..=2100).contains(y))?;
+    month_no(m).map(|m| format!("{y}-{m:02}"))
+}

@@ -165,6 +165,15 @@ pub enum Command {
         #[serde(flatten)]
         action: RuleAction,
     },
+    /// A monthly sales target for a user (`None`: oneself); `amount` None clears it. `month` is
+    /// `this`, `next`, a month number or `YYYY-MM`.
+    SetTarget {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        amount: Option<i64>,
+        month: String,
+    },
     /// A user goes on leave (rules skip them) or comes back.
     Leave {
         user: String,
@@ -224,6 +233,7 @@ impl Command {
             Command::LeadStatus { .. } => "lead_status",
             Command::Rules { .. } => "rules",
             Command::Leave { .. } => "leave",
+            Command::SetTarget { .. } => "set_target",
             Command::CreateReminder { .. } => "create_reminder",
             Command::Today => "today",
             Command::CompleteTask { .. } => "complete_task",
@@ -822,6 +832,7 @@ fn build(
         }
         "rules" => Command::Rules { action: lead_admin::rules(rest, set("action"), lang)? },
         "leave" => lead_admin::leave(rest, set("on_leave"), lang)?,
+        "set_target" => lead_admin::target(rest, lang)?,
         "snooze_task" => {
             let task = take_ref(&mut f).ok_or_else(|| usage(name, lang))?;
             // "推迟 #5 2天" / "snooze #5 2 hours": by that much from now.

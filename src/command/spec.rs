@@ -32,6 +32,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("snooze_task", include_str!("../../bot-commands/snooze_task.toml")),
     ("pipeline", include_str!("../../bot-commands/pipeline.toml")),
     ("digest", include_str!("../../bot-commands/digest.toml")),
+    ("set_target", include_str!("../../bot-commands/set_target.toml")),
     ("undo", include_str!("../../bot-commands/undo.toml")),
     ("help", include_str!("../../bot-commands/help.toml")),
     ("select", include_str!("../../bot-commands/select.toml")),

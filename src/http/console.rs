@@ -2,8 +2,9 @@
 //! as the chat platforms, with the user picked by handle.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Query, State};
-use axum::response::Html;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/users", get(users))
         .route("/console/messages", axum::routing::post(post_message))
         .route("/console/pushes", get(pushes))
+        .route("/console/pushes/{id}/image", get(push_image))
 }
 
 async fn page() -> Html<&'static str> {
@@ -120,6 +122,28 @@ async fn pushes(
     let pushes =
         console::pushes(&state.db, &state.settings.console_org, &q.user, q.after).await.map_err(console_error)?;
     Ok(Json(serde_json::json!({ "pushes": pushes })))
+}
+
+#[derive(Deserialize)]
+struct ImageQuery {
+    user: String,
+}
+
+/// The PNG of a push that has one (`has_image` in `/console/pushes`), for the same `user`.
+async fn push_image(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    query: Result<Query<ImageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest("bad_query", e.body_text()))?;
+    let mut tx = state.db.begin_read().await?;
+    let org = crate::crm::orgs::org_by_name(&mut tx, &state.settings.console_org).await.map_err(console_error)?;
+    let user = crate::crm::users::find_user(&mut tx, org.id, &q.user).await.map_err(console_error)?;
+    let image = crate::store::inbox::push_image(&mut tx, user.id, id).await?;
+    tx.commit().await?;
+    let image = image.ok_or_else(|| ApiError::NotFound(format!("push {id} has no image")))?;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=86400")], image)
+        .into_response())
 }
 
 fn console_error(e: crate::crm::CrmError) -> ApiError {

@@ -294,7 +294,7 @@ impl Dispatcher {
                         continue;
                     };
                     let (key, limit) = (row.recipient.clone(), limit.clone());
-                    let msg = RobotMessage::text(message.text.clone());
+                    let msg = robot_message(&message);
                     handles.push(Ok(tokio::spawn(async move {
                         let _permit = limit.acquire_owned().await;
                         let url = format!("{base}/cgi-bin/webhook/send?key={key}");
@@ -331,7 +331,8 @@ impl Dispatcher {
                 (Some(org_id), Ok(user_id)) => {
                     // Only when this instance still holds the lease: the push and the mark commit together.
                     if store::outbox::mark_sent(tx, id, &self.instance, now).await? {
-                        store::inbox::insert_push(tx, org_id, user_id, &message.text, now).await?;
+                        let image = message.image_png.as_deref();
+                        store::inbox::insert_push_with_image(tx, org_id, user_id, &message.text, image, now).await?;
                     }
                     return Ok(Recorded::Sent);
                 }
@@ -398,7 +399,17 @@ fn push_outcome(e: &PushError) -> Outcome {
     }
 }
 
+fn robot_message(m: &OutMessage) -> RobotMessage {
+    match &m.image_png {
+        Some(png) => RobotMessage::Image { png: png.clone() },
+        None => RobotMessage::text(m.text.clone()),
+    }
+}
+
 fn wecom_message(m: &OutMessage) -> Message {
+    if let Some(png) = &m.image_png {
+        return Message::Image { png: png.clone() };
+    }
     match &m.card {
         Some(card) => Message::ButtonCard {
             title: card.title.clone(),
@@ -406,6 +417,7 @@ fn wecom_message(m: &OutMessage) -> Message {
             task_key: card.key.clone(),
             buttons: card.buttons.clone(),
         },
+        None if m.markdown => Message::Markdown(m.text.clone()),
         None => Message::Text(m.text.clone()),
     }
 }

@@ -39,11 +39,46 @@ impl Kind {
 
 /// What is sent, independent of the platform. Platforms that have interactive cards show `card`;
 /// the others (and the console) show `text`, which always says how to act by typing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A message with `image_png` is a picture (see [`OutMessage::image`]): WeCom apps and robots get
+/// the image alone and `text` is not sent there; the console stores the image with `text` as its
+/// caption. To send words with a picture, queue them as their own message under another dedupe
+/// key: each row is then delivered exactly once on its own, and a failed upload cannot make a
+/// retry send the words twice. The outbox does not order rows; when the words must come first,
+/// give the picture a later `not_before`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutMessage {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<Card>,
+    /// `text` is markdown in the target's dialect (digests); platforms that render markdown in
+    /// pushes get it as markdown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub markdown: bool,
+    /// A PNG picture (at most 2 MB), base64 in the queued JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "base64_bytes")]
+    pub image_png: Option<Vec<u8>>,
+}
+
+/// `Option<Vec<u8>>` as an optional standard base64 string.
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => serializer.serialize_str(&STANDARD.encode(bytes)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            Some(text) => STANDARD.decode(text.as_bytes()).map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
 }
 
 /// An interactive card: a title, a short description and buttons `(key, label)`.
@@ -58,7 +93,17 @@ pub struct Card {
 
 impl OutMessage {
     pub fn text(text: impl Into<String>) -> Self {
-        Self { text: text.into(), card: None }
+        Self { text: text.into(), card: None, markdown: false, image_png: None }
+    }
+
+    pub fn markdown(text: impl Into<String>) -> Self {
+        Self { text: text.into(), card: None, markdown: true, image_png: None }
+    }
+
+    /// A picture; `text_fallback` is its caption where only words can be shown (the console, logs).
+    /// WeCom gets the image alone: queue any words to go with it as a message of their own.
+    pub fn image(text_fallback: impl Into<String>, png: Vec<u8>) -> Self {
+        Self { text: text_fallback.into(), card: None, markdown: false, image_png: Some(png) }
     }
 }
 
@@ -148,14 +193,16 @@ pub struct Outgoing<'a> {
 /// Queues a message in the caller's transaction. Text over the platform's size limit becomes
 /// several messages (keys suffixed `#2`, `#3`, …). Returns false when the key was queued before.
 pub async fn enqueue(tx: &mut Tx, out: &Outgoing<'_>, now: DateTime<Utc>) -> sqlx::Result<bool> {
-    let parts = if out.target.platform == wecom::PLATFORM && out.message.card.is_none() {
-        wecom::client::split_for_limit(&out.message.text, wecom::client::TEXT_MAX_BYTES)
-    } else {
-        vec![out.message.text.clone()]
-    };
+    // An image is one message whatever its caption.
+    let parts =
+        if out.target.platform == wecom::PLATFORM && out.message.card.is_none() && out.message.image_png.is_none() {
+            wecom::client::split_for_limit(&out.message.text, wecom::client::TEXT_MAX_BYTES)
+        } else {
+            vec![out.message.text.clone()]
+        };
     let mut queued = false;
     for (n, part) in parts.into_iter().enumerate() {
-        let message = OutMessage { text: part, card: out.message.card.clone() };
+        let message = OutMessage { text: part, ..out.message.clone() };
         let body = serde_json::to_string(&message).unwrap_or_default();
         let key = if n == 0 { out.dedupe_key.to_string() } else { format!("{}#{}", out.dedupe_key, n + 1) };
         let row = NewOutboxRow {

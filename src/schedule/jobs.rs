@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::{Job, Scheduler};
-use crate::bot::{format_time, render};
+use crate::bot::format_time;
 use crate::crm::{self, Actor, Ctx, Grade, Lang, Org, Role, TaskOrigin, User, Via};
 use crate::outbox::{self, Kind, OutMessage, Outgoing};
+use crate::report::{self, DigestKind, Scope, render::Dialect};
 use crate::store::{self, Tx};
 
 /// Runs every job due for every org. Returns (runs, messages queued).
@@ -108,8 +109,9 @@ fn start_of_day(at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
     tz.from_local_datetime(&day.and_time(NaiveTime::MIN)).earliest().map_or(at, |d| d.with_timezone(&Utc))
 }
 
-/// Each manager gets their team's digest, each admin the org's: yesterday (daily) or the last
-/// seven days (weekly), up to local midnight of the scheduled day.
+/// Each manager gets their team's digest, each admin the org's and each rep their own:
+/// yesterday (daily) or the last seven days (weekly), up to local midnight of the scheduled day.
+/// A digest longer than the platform's limit goes out as several messages, in order.
 async fn digests(
     s: &Scheduler,
     tx: &mut Tx,
@@ -118,27 +120,56 @@ async fn digests(
     now: DateTime<Utc>,
     week: bool,
 ) -> crm::Result<usize> {
-    let tz = org.tz();
-    let to = start_of_day(scheduled, tz);
-    let day = to.with_timezone(&tz).date_naive();
-    let from_day = day.checked_sub_days(Days::new(if week { 7 } else { 1 })).unwrap_or(day);
-    let from =
-        tz.from_local_datetime(&from_day.and_time(NaiveTime::MIN)).earliest().map_or(to, |d| d.with_timezone(&Utc));
-    let stages = crm::orgs::stages(tx, org.id).await?;
+    let kind = if week { DigestKind::Weekly } else { DigestKind::Daily };
+    let span = report::digest_period(scheduled, org.tz(), kind);
+    let users: Vec<User> = crm::users::list_users(tx, org.id).await?.into_iter().filter(|u| u.active).collect();
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let targets = s.routes.targets_for_users(tx, &ids).await?;
     let mut n = 0;
-    for user in crm::users::list_users(tx, org.id).await? {
-        if !user.active || user.role == Role::Rep {
-            continue;
+    for user in &users {
+        let actor = Actor::of(user);
+        let ctx = Ctx::new(actor.clone(), Via::System, now);
+        let d = report::digest_for(tx, &ctx, Scope::of(&actor), kind, span, &s.plan.report).await?;
+        let Some(target) = targets.get(&user.id) else { continue };
+        let chunks = report::render::digest(&d, Dialect::for_platform(&target.platform), Lang::Zh);
+        let outs: Vec<(String, OutMessage)> = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let key = format!(
+                    "digest:{}:{}:{}:{i}",
+                    if week { "weekly" } else { "daily" },
+                    user.id,
+                    scheduled.timestamp()
+                );
+                (key, OutMessage::markdown(text))
+            })
+            .collect();
+        let mut outs = outs;
+        // Weekly team and org digests carry the funnel picture too.
+        if week && d.scope != report::ScopeKind::Own {
+            let input = report::funnel_chart(&d.funnel, Some(&d.activity), &d.reader, Lang::Zh);
+            match crate::chart::render_png(&input) {
+                Ok(png) => outs.push((
+                    format!("digest:weekly:{}:{}:png", user.id, scheduled.timestamp()),
+                    OutMessage::image("销售漏斗图", png),
+                )),
+                Err(e) => tracing::warn!(error = %e, user = user.id, "weekly funnel chart not drawn"),
+            }
         }
-        let ctx = Ctx::new(Actor::of(&user), Via::System, now);
-        let d = crate::report::digest_between(tx, &ctx, from, to).await?;
-        let text = render::digest(Lang::Zh, &d, &stages, tz, week);
-        let key = format!("digest:{}:{}:{}", if week { "weekly" } else { "daily" }, user.id, scheduled.timestamp());
-        if send_to(s, tx, org, Note { user_id: user.id, kind: Kind::Digest, message: OutMessage::text(text), key }, now)
-            .await?
-        {
-            n += 1;
-        }
+        let rows: Vec<Outgoing<'_>> = outs
+            .iter()
+            .map(|(key, message)| Outgoing {
+                org_id: Some(org.id),
+                user_id: Some(user.id),
+                kind: Kind::Digest,
+                target,
+                message,
+                dedupe_key: key,
+                not_before: now,
+            })
+            .collect();
+        n += outbox::enqueue_many(tx, &rows, now).await? as usize;
     }
     Ok(n)
 }

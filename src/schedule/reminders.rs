@@ -114,7 +114,7 @@ pub(crate) fn render(r: &DueReminder, tz: Tz, late: bool) -> OutMessage {
         key: format!("remind-{id}-{}", r.remind_at.timestamp()),
         buttons: vec![(format!("done-{id}"), done.to_string()), (format!("snooze-{id}"), snooze.to_string())],
     };
-    OutMessage { text, card: Some(card) }
+    OutMessage { text, card: Some(card), markdown: false, image_png: None }
 }
 
 /// At most `max` bytes, cut on a character boundary.

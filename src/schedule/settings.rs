@@ -28,6 +28,8 @@ pub struct ScheduleSettings {
     pub follow_up_days_c: u32,
     /// Days a deal may stay in a stage (by stage key) before its owner is nudged.
     pub stage_dwell_days: BTreeMap<String, u32>,
+    /// The trailing window of the funnel in digests and `漏斗` / `pipeline`, in days.
+    pub funnel_days: u32,
     /// Cron expressions in each org's time zone (5 fields: minute hour day month weekday), or `off`.
     /// The daily digest and the overdue summary skip non-working days. The defaults avoid :00 and
     /// :30, when every WeCom app in China sends at once.
@@ -95,6 +97,7 @@ impl Default for ScheduleSettings {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
+            funnel_days: 90,
             daily_digest: "3 9 * * *".into(),
             weekly_digest: "3 9 * * Mon".into(),
             follow_up: "17 * * * *".into(),
@@ -188,6 +191,8 @@ pub struct Plan {
     pub orgs: HashMap<String, OrgPlan>,
     pub dispatch: DispatchConfig,
     pub outbox_keep: chrono::Duration,
+    /// What digests and the pipeline view read (funnel window, risk limits).
+    pub report: crate::report::ReportOptions,
 }
 
 impl Plan {
@@ -234,6 +239,13 @@ impl TryFrom<&ScheduleSettings> for Plan {
                 "schedule.stage_dwell_days",
                 "CHATCRM_SCHEDULE__STAGE_DWELL_DAYS",
                 format!("`{stage}`: must be between 1 and 3650 days"),
+            ));
+        }
+        if !(1..=3650).contains(&s.funnel_days) {
+            return Err(bad(
+                "schedule.funnel_days",
+                "CHATCRM_SCHEDULE__FUNNEL_DAYS",
+                "must be between 1 and 3650".into(),
             ));
         }
         let mut jobs = Vec::new();
@@ -323,6 +335,7 @@ impl TryFrom<&ScheduleSettings> for Plan {
                 poll: Duration::from_millis(s.tick_ms),
             },
             outbox_keep: chrono::Duration::days(i64::from(s.outbox_keep_days.max(1))),
+            report: crate::report::ReportOptions::from(s),
         })
     }
 }

@@ -111,6 +111,8 @@ pub struct Push {
     pub id: i64,
     pub text: String,
     pub created_at: DateTime<Utc>,
+    /// A picture goes with `text` (fetch it with [`push_image`]).
+    pub has_image: bool,
 }
 
 pub async fn insert_push(tx: &mut Tx, org_id: i64, user_id: i64, text: &str, now: DateTime<Utc>) -> sqlx::Result<i64> {
@@ -125,9 +127,42 @@ pub async fn insert_push(tx: &mut Tx, org_id: i64, user_id: i64, text: &str, now
     .await)
 }
 
+/// [`insert_push`] with an optional PNG picture (`text` is then its caption).
+pub async fn insert_push_with_image(
+    tx: &mut Tx,
+    org_id: i64,
+    user_id: i64,
+    text: &str,
+    image: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    run!(tx, |c| sqlx::query_scalar(
+        "INSERT INTO console_pushes (org_id, user_id, text, image, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id"
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(text)
+    .bind(image)
+    .bind(now)
+    .fetch_one(c)
+    .await)
+}
+
+/// The picture of one of `user_id`'s pushes; `None` when there is no such push or it has none.
+pub async fn push_image(tx: &mut Tx, user_id: i64, push_id: i64) -> sqlx::Result<Option<Vec<u8>>> {
+    let image: Option<Option<Vec<u8>>> =
+        run!(tx, |c| sqlx::query_scalar("SELECT image FROM console_pushes WHERE id = $1 AND user_id = $2")
+            .bind(push_id)
+            .bind(user_id)
+            .fetch_optional(c)
+            .await)?;
+    Ok(image.flatten())
+}
+
 pub async fn pushes_after(tx: &mut Tx, user_id: i64, after: i64, limit: i64) -> sqlx::Result<Vec<Push>> {
     run!(tx, |c| sqlx::query_as(
-        "SELECT id, text, created_at FROM console_pushes WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        "SELECT id, text, created_at, image IS NOT NULL AS has_image FROM console_pushes
+         WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3"
     )
     .bind(user_id)
     .bind(after)

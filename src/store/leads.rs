@@ -113,6 +113,9 @@ pub async fn set_owner_status(
                               ELSE assigned_at END,
                 sla_stage = CASE WHEN COALESCE(owner_id, -1) <> COALESCE($3, -1) THEN 0 ELSE sla_stage END,
                 assign_reason = COALESCE($7, assign_reason),
+                contacted_at = CASE WHEN $4 IN ('contacted', 'qualified', 'converted')
+                                    THEN COALESCE(contacted_at, $6) ELSE contacted_at END,
+                converted_at = CASE WHEN $4 = 'converted' THEN COALESCE(converted_at, $6) ELSE converted_at END,
                 owner_id = $3, status = $4, customer_id = $5, updated_at = $6
          WHERE org_id = $1 AND id = $2"
     )
@@ -169,7 +172,7 @@ pub async fn mark_contacted(
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
     run!(tx, |c| sqlx::query(
-        "UPDATE leads SET status = 'contacted', updated_at = $4
+        "UPDATE leads SET status = 'contacted', contacted_at = COALESCE(contacted_at, $4), updated_at = $4
          WHERE org_id = $1 AND owner_id = $2 AND company_norm = $3 AND status = 'assigned'"
     )
     .bind(org_id)

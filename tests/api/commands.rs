@@ -207,18 +207,18 @@ async fn pipeline_and_digest(db: Db) {
     c.say(&c.w.r1, "电话 海尔 确认时间").await;
     let r = c.say(&c.w.r1, "漏斗").await;
     assert!(
-        r.contains("我的漏斗") && r.contains("方案报价 50%：1 · ¥1,000,000") && r.contains("加权预测 ¥500,000"),
+        r.contains("我的漏斗") && r.contains("- 方案报价 50%：1 单 · ¥1,000,000") && r.contains("加权 ¥500,000"),
         "{r}"
     );
     let r = c.say(&c.w.ma, "团队漏斗").await;
-    assert!(r.contains("团队漏斗") && r.contains("合计 1 个"), "team A sees only its own deal: {r}");
+    assert!(r.contains("团队漏斗") && r.contains("进行中 1 单"), "team A sees only its own deal: {r}");
     let r = c.say(&c.w.admin, "pipeline").await;
-    assert!(r.contains("Team pipeline") && r.contains("Total 2"), "{r}");
+    assert!(r.contains("Company pipeline") && r.contains("Open 2 deals"), "{r}");
     let r = c.say(&c.w.ma, "日报").await;
     assert!(r.contains("拜访 1 · 电话 1") && r.contains("- r1：拜访 1 · 电话 1"), "{r}");
     assert!(!r.contains("r3"), "team B is not in team A's digest: {r}");
     let r = c.say(&c.w.r3, "weekly digest").await;
-    assert!(r.contains("Weekly digest") && r.contains("Visits 0"), "{r}");
+    assert!(r.contains("My weekly digest") && r.contains("Visits 0"), "{r}");
 }
 
 async fn undo_reverts_the_last_change(db: Db) {

@@ -23,6 +23,7 @@ mod outbox_admin;
 mod outbox_faults;
 mod parser_props;
 mod permissions;
+mod report;
 mod schedule;
 mod shutdown;
 mod wecom;

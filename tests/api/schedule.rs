@@ -105,6 +105,7 @@ both_backends!(
     follow_up_rule_makes_one_task_and_escalates_the_second_miss,
     digests_run_on_working_days_and_make_up_days_only,
     stuck_deals_and_overdue_tasks_are_nudged_once,
+    weekly_digest_carries_the_funnel_picture,
 );
 
 async fn reminders_fire_at_their_minute_once(db: Db) {
@@ -322,7 +323,9 @@ async fn digests_run_on_working_days_and_make_up_days_only(db: Db) {
         }
     }
     assert_eq!(runs, vec![(25, 1), (26, 0), (27, 1), (28, 1), (29, 0), (30, 1)]);
-    assert!(rig.pushes("r1").await.is_empty(), "reps get no manager digest");
+    let own = rig.pushes("r1").await;
+    assert_eq!(own.len(), 4, "reps get their own digest on the same days");
+    assert!(own[0].contains("我的日报") && own[0].contains("拜访 1") && !own[0].contains("- r2"), "{}", own[0]);
     assert_eq!(rig.pushes("admin").await.len(), 4, "admins see the org's");
     // Down for three days: the missed digests run once, not three times.
     let before = rig.pushes("ma").await.len();
@@ -363,4 +366,38 @@ async fn stuck_deals_and_overdue_tasks_are_nudged_once(db: Db) {
     let nudges: Vec<String> = rig.pushes("r1").await.into_iter().filter(|p| p.contains("🐢")).collect();
     assert_eq!(nudges.len(), 1, "{nudges:?}");
     assert!(nudges[0].contains(&format!("商机 #{}", deal.id)) && nudges[0].contains("15 天"), "{}", nudges[0]);
+}
+
+async fn weekly_digest_carries_the_funnel_picture(db: Db) {
+    let s = settings_with(|s| s.weekly_digest = "0 9 * * Mon".into());
+    let rig = Rig::new(db.clone(), s).await;
+    let c = rig.w.customer(&rig.w.r1, "海尔").await;
+    let mut tx = rig.w.tx().await;
+    let new = crm::deals::NewDeal {
+        customer_id: c.id,
+        title: "二期".into(),
+        amount_fen: 100_000_000,
+        stage: Some("proposal".into()),
+        expected_close: None,
+        owner_id: None,
+    };
+    crm::deals::create_deal(&mut tx, &rig.w.ctx(&rig.w.r1), new).await.expect("deal");
+    tx.commit().await.expect("commit");
+    let monday = shanghai(2026, 11, 30, 9, 0);
+    rig.step_to(monday).await;
+    rig.step_to(monday + Duration::minutes(5)).await;
+    let pushes = chatcrm::platform::console::pushes(&db, "Org One", "ma", 0).await.expect("pushes");
+    assert!(pushes.iter().any(|p| p.text.contains("团队周报")), "{pushes:?}");
+    let images: Vec<_> = pushes.iter().filter(|p| p.has_image).collect();
+    assert_eq!(images.len(), 1, "one funnel picture, once: {pushes:?}");
+    let mut tx = db.begin_read().await.expect("tx");
+    let png = chatcrm::store::inbox::push_image(&mut tx, rig.w.ma.id, images[0].id).await.expect("image").expect("png");
+    drop(tx);
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let reader = decoder.read_info().expect("a PNG");
+    let info = reader.info();
+    assert!(info.width >= 400 && info.height >= 200, "{}x{}", info.width, info.height);
+    // Reps get their own weekly digest, without the team picture.
+    let own = chatcrm::platform::console::pushes(&db, "Org One", "r1", 0).await.expect("pushes");
+    assert!(own.iter().any(|p| p.text.contains("我的周报")) && !own.iter().any(|p| p.has_image), "{own:?}");
 }

@@ -1,5 +1,6 @@
 //! WeCom push client against the mock WeCom server: token cache and single-flight refresh, error classes,
-//! timeouts, robot rate limit and message splitting.
+//! timeouts, robot rate limit and message splitting; images (upload, robot base64 + md5) directly and
+//! through the outbox.
 
 use std::collections::HashMap;
 use std::io;
@@ -695,4 +696,399 @@ async fn cards_have_wecom_shapes_and_bad_messages_are_refused_locally() {
     assert_eq!(mock.send_attempts(), attempts, "nothing was sent");
     assert!(client::WecomClient::new("not a url", mock::MockWecom::credentials(), TIMEOUT).is_err());
     mock.stop().await;
+}
+
+// ---- Images: the funnel chart as a WeCom app image, a robot image and a console picture. ----
+
+mod images {
+    use std::time::Duration as StdDuration;
+
+    use chatcrm::chart::{ChartInput, FunnelStep, RepBar, render_png};
+    use chatcrm::clock::Clock;
+    use chatcrm::crm::{self, Actor, Ctx, Via};
+    use chatcrm::outbox::{DispatchConfig, Dispatcher, Kind, OutMessage, Outgoing, Routes, Senders, Target};
+    use chatcrm::platform::wecom::client::{self, Message, PushError, RobotClient, RobotMessage, WecomClient};
+    use chatcrm::platform::wecom::mock::{Fault, MockWecom, Received};
+    use chatcrm::store::Db;
+    use chrono::Duration;
+    use serde_json::json;
+
+    use crate::both_backends;
+    use crate::helpers::{World, t0};
+
+    const APP: &str = "sales";
+
+    /// A real funnel chart, as the reports send it.
+    fn chart() -> Vec<u8> {
+        let input = ChartInput {
+            title: "华东一组 · 本周销售漏斗".to_owned(),
+            subtitle: "11月17日–11月23日".to_owned(),
+            funnel: vec![
+                FunnelStep {
+                    label: "初步接触".into(), deals: 20, amount_fen: 150_000_000, conversion_pct: Some(60.0)
+                },
+                FunnelStep {
+                    label: "方案报价".into(), deals: 12, amount_fen: 36_500_000, conversion_pct: Some(25.0)
+                },
+                FunnelStep { label: "赢单".into(), deals: 3, amount_fen: 9_000_000, conversion_pct: None },
+            ],
+            reps: vec![RepBar { name: "李雷".into(), visits: 5, calls: 9, other: 1 }],
+        };
+        render_png(&input).expect("chart")
+    }
+
+    fn images(mock: &MockWecom) -> Vec<(Received, Vec<u8>)> {
+        mock.received()
+            .into_iter()
+            .filter(|r| r.msgtype == "image")
+            .map(|r| {
+                let bytes = mock.image_of(&r).expect("the image's bytes");
+                (r, bytes)
+            })
+            .collect()
+    }
+
+    fn app_client(mock: &MockWecom, timeout: StdDuration) -> WecomClient {
+        WecomClient::new(&mock.base_url(), MockWecom::credentials(), timeout).expect("client")
+    }
+
+    #[tokio::test]
+    async fn an_app_image_is_uploaded_then_sent_by_its_media_id() {
+        let mock = MockWecom::start().await;
+        let client = app_client(&mock, StdDuration::from_secs(5));
+        let png = chart();
+        let ok = client.send("zhangsan", &Message::Image { png: png.clone() }).await.expect("send");
+        assert!(ok.msgid.starts_with("mock-msgid-"), "{ok:?}");
+        let uploads = mock.uploads();
+        assert_eq!(uploads.len(), 1);
+        assert_eq!(uploads[0].kind, "image");
+        assert_eq!(uploads[0].filename.as_deref(), Some("chart.png"));
+        assert_eq!(uploads[0].content_type.as_deref(), Some("image/png"));
+        assert_eq!(uploads[0].bytes, png);
+        let got = images(&mock);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.touser.as_deref(), Some("zhangsan"));
+        assert_eq!(got[0].0.media_id(), Some(uploads[0].media_id.as_str()));
+        assert_eq!(got[0].0.body["enable_duplicate_check"], 1);
+        assert_eq!(got[0].1, png);
+        // The same picture again within the reuse window: no second upload, an identical body, which the
+        // duplicate check drops (what makes a resend after a lost answer harmless).
+        client.send("zhangsan", &Message::Image { png: png.clone() }).await.expect("send");
+        assert_eq!(mock.upload_attempts(), 1);
+        assert_eq!(mock.duplicates_dropped(), 1);
+        assert_eq!(images(&mock).len(), 1);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_during_the_upload_is_refreshed_once() {
+        let mock = MockWecom::start().await;
+        let client = app_client(&mock, StdDuration::from_secs(5));
+        let first = client.access_token().await.expect("token");
+        mock.expire_tokens();
+        client.send("lisi", &Message::Image { png: chart() }).await.expect("send");
+        assert_eq!(mock.token_fetches(), 2);
+        assert_eq!(mock.upload_attempts(), 2, "one upload rejected for its token, one accepted");
+        assert_eq!(mock.send_attempts(), 1);
+        assert_eq!(images(&mock).len(), 1);
+        assert_ne!(client.access_token().await.expect("token"), first);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_media_id_wecom_forgot_is_uploaded_again() {
+        let mock = MockWecom::start().await;
+        let client = app_client(&mock, StdDuration::from_secs(5));
+        let png = chart();
+        client.send("wangwu", &Message::Image { png: png.clone() }).await.expect("send");
+        mock.forget_media();
+        client.send("wangwu", &Message::Image { png: png.clone() }).await.expect("send after 40007");
+        assert_eq!(mock.upload_attempts(), 2);
+        assert_eq!(mock.send_attempts(), 3, "the send naming the forgotten id, then the resend");
+        let got = images(&mock);
+        assert_eq!(got.len(), 2);
+        assert_ne!(got[0].0.media_id(), got[1].0.media_id());
+        assert!(got.iter().all(|(_, bytes)| *bytes == png));
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn images_wecom_would_refuse_are_refused_before_any_request() {
+        let mock = MockWecom::start().await;
+        let client = app_client(&mock, StdDuration::from_secs(5));
+        let robot = RobotClient::new(StdDuration::from_secs(5)).expect("robot");
+        let mut too_big = chart();
+        too_big.resize(client::IMAGE_MAX_BYTES + 1, 0);
+        for png in [Vec::new(), b"GIF89a not a png".to_vec(), too_big] {
+            let err = client.send("alice", &Message::Image { png: png.clone() }).await.expect_err("refused");
+            assert!(matches!(err, PushError::Config(_)), "{err:?}");
+            let err = client.upload_image(&png).await.expect_err("refused");
+            assert!(matches!(err, PushError::Config(_)), "{err:?}");
+            let err =
+                robot.send(&mock.robot_webhook_url("k"), &RobotMessage::Image { png }).await.expect_err("refused");
+            assert!(matches!(err, PushError::Config(_)), "{err:?}");
+        }
+        assert_eq!((mock.upload_attempts(), mock.send_attempts(), mock.robot_attempts()), (0, 0, 0));
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_mock_checks_uploads_media_ids_and_robot_md5s() {
+        let mock = MockWecom::start().await;
+        let client = app_client(&mock, StdDuration::from_secs(5));
+        let token = client.access_token().await.expect("token");
+        let http = reqwest::Client::new();
+        let base = mock.base_url();
+        let errcode = |v: serde_json::Value| v["errcode"].as_i64().unwrap_or(i64::MIN);
+        let post = |path: &str| http.post(format!("{base}{path}"));
+        let upload = |kind: &str, field: &str, bytes: Vec<u8>| {
+            let part = reqwest::multipart::Part::bytes(bytes).file_name("x.png");
+            post("/cgi-bin/media/upload")
+                .query(&[("access_token", token.as_str()), ("type", kind)])
+                .multipart(reqwest::multipart::Form::new().part(field.to_owned(), part))
+        };
+        let answer = |req: reqwest::RequestBuilder| async move {
+            req.send().await.expect("request").json::<serde_json::Value>().await.expect("JSON")
+        };
+        let png = chart();
+        assert_eq!(errcode(answer(upload("voice", "media", png.clone())).await), 40004);
+        assert_eq!(errcode(answer(upload("image", "file", png.clone())).await), 41005);
+        assert_eq!(errcode(answer(upload("image", "media", Vec::new())).await), 44001);
+        assert_eq!(errcode(answer(upload("image", "media", b"GIF89a".to_vec())).await), 40005);
+        assert_eq!(errcode(answer(upload("image", "media", vec![0x89; 3 << 20])).await), 40009);
+        let bad_token = post("/cgi-bin/media/upload").query(&[("access_token", "nope"), ("type", "image")]);
+        assert_eq!(errcode(answer(bad_token).await), 40014);
+        let ok = answer(upload("image", "media", png.clone())).await;
+        assert_eq!((errcode(ok.clone()), ok["type"].clone()), (0, json!("image")), "{ok}");
+        let media_id = ok["media_id"].as_str().expect("media_id").to_owned();
+
+        let send = |media_id: &str| {
+            post("/cgi-bin/message/send").query(&[("access_token", token.as_str())]).json(&json!({
+                "touser": "zhangsan", "msgtype": "image", "agentid": chatcrm::platform::wecom::mock::AGENT_ID,
+                "image": { "media_id": media_id },
+            }))
+        };
+        assert_eq!(errcode(answer(send("")).await), 41006);
+        assert_eq!(errcode(answer(send("mock-media-unknown")).await), 40007);
+        assert_eq!(errcode(answer(send(&media_id)).await), 0);
+
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+        let robot = |body: serde_json::Value| http.post(mock.robot_webhook_url("team-a")).json(&body);
+        let image = |base64: &str, md5: &str| json!({ "msgtype": "image", "image": { "base64": base64, "md5": md5 } });
+        let wrong_md5 = client::md5_hex(b"something else");
+        assert_eq!(errcode(answer(robot(image(&b64, &wrong_md5))).await), 301019);
+        assert_eq!(errcode(answer(robot(image("%%% not base64", &wrong_md5))).await), 40035);
+        assert_eq!(errcode(answer(robot(image(&b64, &client::md5_hex(&png)))).await), 0);
+        assert_eq!(images(&mock).len(), 2, "the app image and the robot image");
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_robot_image_carries_its_base64_and_md5() {
+        let mock = MockWecom::start().await;
+        let robot = RobotClient::new(StdDuration::from_secs(5)).expect("robot");
+        let png = chart();
+        robot.send(&mock.robot_webhook_url("team-a"), &RobotMessage::Image { png: png.clone() }).await.expect("send");
+        let got = images(&mock);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.robot_key.as_deref(), Some("team-a"));
+        assert_eq!(got[0].0.body["image"]["md5"], json!(client::md5_hex(&png)));
+        assert_eq!(client::md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(got[0].1, png);
+        mock.stop().await;
+    }
+
+    // ---- Through the outbox, on both databases. ----
+
+    both_backends!(
+        an_image_message_reaches_a_wecom_user_once_through_token_expiry_5xx_and_a_timeout,
+        an_image_message_reaches_a_robot_with_its_md5,
+        an_image_message_for_the_console_is_stored_and_served,
+    );
+
+    async fn queue(db: &Db, org_id: i64, target: &Target, message: &OutMessage, key: &str) {
+        let mut tx = db.begin().await.expect("begin");
+        let out = Outgoing {
+            org_id: Some(org_id),
+            user_id: None,
+            kind: Kind::Digest,
+            target,
+            message,
+            dedupe_key: key,
+            not_before: t0(),
+        };
+        assert!(chatcrm::outbox::enqueue(&mut tx, &out, t0()).await.expect("enqueue"));
+        tx.commit().await.expect("commit");
+    }
+
+    async fn statuses(db: &Db) -> Vec<(String, i64)> {
+        let mut tx = db.begin_read().await.expect("begin");
+        let counts = chatcrm::store::outbox::counts(&mut tx).await.expect("counts");
+        tx.commit().await.expect("commit");
+        counts
+    }
+
+    /// Drains, stepping the clock past each backoff, until nothing is pending (at most `rounds` times).
+    async fn deliver(outbox: &Dispatcher, clock: &Clock, db: &Db, rounds: usize) {
+        for _ in 0..rounds {
+            outbox.drain().await.expect("drain");
+            if statuses(db).await.iter().all(|(status, _)| status != "pending") {
+                return;
+            }
+            clock.set(clock.now() + Duration::minutes(2));
+        }
+        panic!("still pending: {:?}", statuses(db).await);
+    }
+
+    async fn an_image_message_reaches_a_wecom_user_once_through_token_expiry_5xx_and_a_timeout(db: Db) {
+        let w = World::new(db.clone()).await;
+        let corp = MockWecom::credentials().corp_id;
+        {
+            let mut tx = w.tx().await;
+            let ctx = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
+            crm::users::link_identity(&mut tx, &ctx, w.ma.id, "wecom", &corp, "manager-a").await.expect("link");
+            tx.commit().await.expect("commit");
+        }
+        let routes = Routes::default().with_wecom_app(APP, &corp);
+        let target = {
+            let mut tx = w.tx().await;
+            let target = routes.target_for_user(&mut tx, w.ma.id).await.expect("target");
+            tx.commit().await.expect("commit");
+            target
+        };
+        assert_eq!((target.platform.as_str(), target.recipient.as_str()), ("wecom", "manager-a"));
+        let mock = MockWecom::start().await;
+        let clock = Clock::fixed(t0());
+        let client = app_client(&mock, StdDuration::from_millis(400));
+        let senders = Senders::default().with_wecom(APP, client.clone());
+        let outbox = Dispatcher::new(db.clone(), clock.clone(), "one", senders, DispatchConfig::default());
+        // Words and picture are two rows with their own keys (the outbox does not order rows).
+        let words = OutMessage::text("本周销售漏斗如下图");
+        queue(&db, w.org.id, &target, &words, "funnel:1:text").await;
+        deliver(&outbox, &clock, &db, 1).await;
+        let pngs: Vec<Vec<u8>> = (0..3)
+            .map(|i| {
+                let mut input = ChartInput { title: format!("漏斗 {i}"), ..ChartInput::default() };
+                input.reps.push(RepBar { name: "李雷".into(), visits: i, calls: 1, other: 0 });
+                render_png(&input).expect("chart")
+            })
+            .collect();
+
+        // 1. The token expires before the upload: refreshed once, delivered once.
+        client.access_token().await.expect("token");
+        mock.expire_tokens();
+        let picture = OutMessage::image("本周销售漏斗（图片）", pngs[0].clone());
+        queue(&db, w.org.id, &target, &picture, "funnel:1:image").await;
+        deliver(&outbox, &clock, &db, 3).await;
+        assert_eq!(mock.token_fetches(), 2);
+
+        // 2. A 502 on the upload, then one on the send: each retried by the outbox; the send's retry reuses
+        //    the uploaded media_id.
+        mock.script(vec![Fault::Http(502)]);
+        queue(&db, w.org.id, &target, &OutMessage::image("图 2", pngs[1].clone()), "funnel:2:image").await;
+        deliver(&outbox, &clock, &db, 5).await;
+        mock.script(vec![Fault::Delay(StdDuration::ZERO), Fault::Http(503)]);
+        queue(&db, w.org.id, &target, &OutMessage::image("图 3", pngs[2].clone()), "funnel:3:image").await;
+        let uploads_before = mock.upload_attempts();
+        deliver(&outbox, &clock, &db, 5).await;
+        assert_eq!(mock.upload_attempts(), uploads_before + 1, "the resend reused the media_id");
+
+        // 3. The send times out although the mock delivers it: the retry is the identical body, which the
+        //    duplicate check drops.
+        let mut input = ChartInput { title: "漏斗 4".into(), ..ChartInput::default() };
+        input.reps.push(RepBar { name: "韩梅梅".into(), visits: 4, calls: 4, other: 4 });
+        let last = render_png(&input).expect("chart");
+        mock.script(vec![Fault::Delay(StdDuration::ZERO), Fault::Delay(StdDuration::from_millis(800))]);
+        queue(&db, w.org.id, &target, &OutMessage::image("图 4", last.clone()), "funnel:4:image").await;
+        deliver(&outbox, &clock, &db, 5).await;
+        // Let the timed-out request finish on the mock before counting.
+        tokio::time::sleep(StdDuration::from_millis(900)).await;
+
+        let received = mock.received();
+        assert_eq!(received[0].content(), Some("本周销售漏斗如下图"));
+        let got = images(&mock);
+        let expected = [&pngs[0], &pngs[1], &pngs[2], &last];
+        assert_eq!(got.len(), expected.len(), "{:?}", got.iter().map(|(r, _)| &r.body).collect::<Vec<_>>());
+        for (png, (r, bytes)) in expected.iter().zip(&got) {
+            assert_eq!(r.touser.as_deref(), Some("manager-a"));
+            assert_eq!(bytes, *png, "each picture exactly once, in order");
+        }
+        assert_eq!(received.len(), 5, "the words and four pictures, nothing twice");
+        assert!(mock.duplicates_dropped() >= 1);
+        assert_eq!(statuses(&db).await, vec![("sent".to_string(), 5)]);
+        mock.stop().await;
+    }
+
+    async fn an_image_message_reaches_a_robot_with_its_md5(db: Db) {
+        let w = World::new(db.clone()).await;
+        let mock = MockWecom::start().await;
+        let clock = Clock::fixed(t0());
+        let robot = RobotClient::new(StdDuration::from_secs(2)).expect("robot");
+        let outbox = Dispatcher::new(
+            db.clone(),
+            clock.clone(),
+            "one",
+            Senders::default().with_robot(robot, &mock.base_url()),
+            DispatchConfig::default(),
+        );
+        let target = Target { platform: "wecom_robot".into(), app: String::new(), recipient: "team-a".into() };
+        let png = chart();
+        mock.script(vec![Fault::Http(500)]);
+        queue(&db, w.org.id, &target, &OutMessage::image("团队漏斗", png.clone()), "robot-funnel:1").await;
+        deliver(&outbox, &clock, &db, 5).await;
+        let got = images(&mock);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0.robot_key.as_deref(), Some("team-a"));
+        assert_eq!(got[0].0.body["image"]["md5"], json!(client::md5_hex(&png)));
+        assert_eq!(got[0].1, png);
+        assert_eq!(mock.robot_attempts(), 2, "the 500, then the delivery");
+        assert_eq!(statuses(&db).await, vec![("sent".to_string(), 1)]);
+        mock.stop().await;
+    }
+
+    async fn an_image_message_for_the_console_is_stored_and_served(db: Db) {
+        let w = World::new(db.clone()).await;
+        let routes = Routes::default();
+        let target = {
+            let mut tx = w.tx().await;
+            let target = routes.target_for_user(&mut tx, w.r1.id).await.expect("target");
+            tx.commit().await.expect("commit");
+            target
+        };
+        assert_eq!(target.platform, "console");
+        let png = chart();
+        queue(&db, w.org.id, &target, &OutMessage::text("本周漏斗"), "console-funnel:text").await;
+        queue(&db, w.org.id, &target, &OutMessage::image("销售漏斗图", png.clone()), "console-funnel:image").await;
+        let outbox =
+            Dispatcher::new(db.clone(), Clock::fixed(t0()), "one", Senders::default(), DispatchConfig::default());
+        assert_eq!(outbox.drain().await.expect("drain").sent, 2);
+
+        let mut tx = db.begin_read().await.expect("begin");
+        let pushes = chatcrm::store::inbox::pushes_after(&mut tx, w.r1.id, 0, 10).await.expect("pushes");
+        let stored = chatcrm::store::inbox::push_image(&mut tx, w.r1.id, pushes[1].id).await.expect("image");
+        let not_hers = chatcrm::store::inbox::push_image(&mut tx, w.r2.id, pushes[1].id).await.expect("image");
+        tx.commit().await.expect("commit");
+        let seen: Vec<(&str, bool)> = pushes.iter().map(|p| (p.text.as_str(), p.has_image)).collect();
+        assert_eq!(seen, [("本周漏斗", false), ("销售漏斗图", true)]);
+        assert_eq!(stored.as_deref(), Some(png.as_slice()));
+        assert_eq!(not_hers, None);
+
+        // Over HTTP: the list says which push has a picture, and the picture is served as PNG.
+        let settings = chatcrm::config::Settings { console_org: w.org.name.clone(), ..crate::http::settings() };
+        let server = crate::http::Server::start(settings, db.clone()).await;
+        let r = server.get("/console/pushes?user=r1").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let listed = r.json()["pushes"].as_array().cloned().unwrap_or_default();
+        assert_eq!(listed.iter().map(|p| p["has_image"].clone()).collect::<Vec<_>>(), [json!(false), json!(true)]);
+        let image_url = server.url(&format!("/console/pushes/{}/image?user=r1", pushes[1].id));
+        let res = server.client.get(&image_url).send().await.expect("request");
+        assert_eq!(res.status().as_u16(), 200);
+        assert_eq!(res.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("image/png"));
+        assert_eq!(res.bytes().await.expect("body").as_ref(), png.as_slice());
+        server.get(&format!("/console/pushes/{}/image?user=r1", pushes[0].id)).await.assert_error(404, "not_found");
+        server.get(&format!("/console/pushes/{}/image?user=r2", pushes[1].id)).await.assert_error(404, "not_found");
+        server.get(&format!("/console/pushes/{}/image", pushes[1].id)).await.assert_error(400, "bad_query");
+        server.stop().await;
+    }
 }

@@ -6,6 +6,9 @@
 //!   one cached token per secret, refreshed a little before `expires_in` runs out, and dropped and fetched
 //!   again when WeCom rejects it (40014/42001/42007/40001). Only one `gettoken` call is ever in flight; every
 //!   other sender waits for its result (PLATFORMS.md 1.9, pitfall 9).
+//!   An image ([`Message::Image`]) is uploaded first (`media/upload`, multipart) and sent by its `media_id`;
+//!   the id is kept for [`MEDIA_REUSE`] so that a retry sends the identical body and the duplicate check
+//!   drops it if the first attempt did arrive.
 //! - [`RobotClient`] posts to group-robot webhooks. It keeps WeCom's limit of 20 messages a minute per robot
 //!   with a sliding window in this process, and splits long text on line boundaries ([`split_for_limit`]).
 //!
@@ -37,6 +40,14 @@ pub const TEXT_MAX_BYTES: usize = 2048;
 pub const ROBOT_MARKDOWN_MAX_BYTES: usize = 4096;
 /// Messages one group robot accepts per minute.
 pub const ROBOT_MAX_PER_MINUTE: usize = 20;
+/// Largest image we send: WeCom's limit for robot images (app images may be 10 MB, but a chart is far
+/// smaller and one limit keeps both paths alike).
+pub const IMAGE_MAX_BYTES: usize = 2 * 1024 * 1024;
+/// How long an uploaded image's `media_id` is reused for the same bytes. WeCom keeps temporary media for
+/// 3 days; reusing the id makes a resend identical, which the duplicate check then drops.
+pub const MEDIA_REUSE: Duration = Duration::from_secs(2 * 24 * 3600);
+/// Uploaded images remembered at most (their ids only).
+const MEDIA_CACHE_MAX: usize = 64;
 /// Sent with every app message: WeCom drops an identical body sent again within this many seconds, which
 /// makes a retry after a lost answer (a timeout) harmless.
 pub const DUPLICATE_CHECK_INTERVAL_SECS: u64 = 1800;
@@ -84,14 +95,19 @@ pub const ERRCODES: &[ErrcodeInfo] = &[
     row(6000, ErrorClass::Retry, "data version conflict: retry later"),
     row(40001, ErrorClass::Fatal, "invalid secret (gettoken): fix the app secret; not retried in a loop"),
     row(40003, ErrorClass::Fatal, "invalid userid: fix the recipient"),
+    row(40004, ErrorClass::Fatal, "invalid media type: only JPG/PNG images are sent"),
+    row(40007, ErrorClass::Fatal, "invalid media_id (expired or unknown): upload the image again"),
     row(40008, ErrorClass::Fatal, "invalid msgtype: client bug"),
+    row(40009, ErrorClass::Fatal, "invalid image size: keep images under 2 MB"),
     row(40013, ErrorClass::Fatal, "invalid corpid: fix the configuration"),
     row(40014, ErrorClass::Retry, "invalid access_token: token dropped, fetched again, call retried once"),
     row(40035, ErrorClass::Fatal, "invalid parameter: fix the payload"),
     row(40056, ErrorClass::Fatal, "invalid agentid: fix the configuration"),
     row(41001, ErrorClass::Fatal, "access_token missing: client bug (it belongs in the query string)"),
+    row(41005, ErrorClass::Fatal, "media data missing: client bug (the multipart field is `media`)"),
     row(42001, ErrorClass::Retry, "access_token expired: token dropped, fetched again, call retried once"),
     row(42007, ErrorClass::Retry, "treated as an expired token: token dropped, fetched again, call retried once"),
+    row(44001, ErrorClass::Fatal, "empty media file: fix the payload"),
     row(44004, ErrorClass::Fatal, "empty content: fix the payload"),
     row(45002, ErrorClass::Fatal, "content too long: split the message"),
     row(45009, ErrorClass::Retry, "API frequency limit: back off about a minute"),
@@ -102,6 +118,7 @@ pub const ERRCODES: &[ErrcodeInfo] = &[
     row(60020, ErrorClass::Fatal, "caller IP not in the trusted IPs: add the egress IP"),
     row(81013, ErrorClass::Fatal, "every recipient invalid: message dropped"),
     row(93000, ErrorClass::Fatal, "robot webhook invalid or robot removed: disable the webhook"),
+    row(301019, ErrorClass::Fatal, "robot image md5 does not match its bytes: client bug"),
 ];
 
 /// The class of a WeCom errcode (see [`ERRCODES`]). Unknown codes are [`ErrorClass::Fatal`]. Errcode 0 is
@@ -263,6 +280,9 @@ pub enum Message {
     /// with the pressed button's key in the `template_card_event` callback. `buttons` are `(key, text)`,
     /// 1 to 6 of them, keys ≤ 128 bytes.
     ButtonCard { title: String, description: String, task_key: String, buttons: Vec<(String, String)> },
+    /// A PNG (or JPEG) picture, at most [`IMAGE_MAX_BYTES`]. Sending uploads it (`media/upload`) and
+    /// then sends its `media_id`.
+    Image { png: Vec<u8> },
 }
 
 impl Message {
@@ -273,6 +293,7 @@ impl Message {
             Message::Markdown(_) => "markdown",
             Message::TextCard { .. } => "textcard",
             Message::ButtonCard { .. } => "template_card",
+            Message::Image { .. } => "image",
         }
     }
 
@@ -336,13 +357,16 @@ impl Message {
                     limit("button key", key, 128)?;
                 }
             }
+            Message::Image { png } => validate_image(png)?,
         }
         Ok(())
     }
 
-    /// The msgtype-specific object, e.g. `{"content": …}` for text.
-    fn payload(&self) -> Value {
+    /// The msgtype-specific object, e.g. `{"content": …}` for text. An image's is `{"media_id": …}`, known
+    /// only after the upload: `media_id` is that id.
+    fn payload(&self, media_id: Option<&str>) -> Value {
         match self {
+            Message::Image { .. } => json!({ "media_id": media_id.unwrap_or_default() }),
             Message::Text(content) | Message::Markdown(content) => json!({ "content": content }),
             Message::TextCard { title, description, url, btntxt } => {
                 let mut card = json!({ "title": title, "description": description, "url": url });
@@ -430,6 +454,35 @@ fn id_list(value: Option<&Value>) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// What WeCom accepts as an image: 1 byte to [`IMAGE_MAX_BYTES`], PNG or JPEG.
+fn validate_image(bytes: &[u8]) -> Result<(), PushError> {
+    if bytes.is_empty() {
+        return Err(PushError::Config("the image is empty".to_owned()));
+    }
+    if bytes.len() > IMAGE_MAX_BYTES {
+        return Err(PushError::Config(format!("the image is {} bytes, over WeCom's {IMAGE_MAX_BYTES}", bytes.len())));
+    }
+    image_kind(bytes).ok_or_else(|| PushError::Config("the image is neither PNG nor JPEG".to_owned()))?;
+    Ok(())
+}
+
+/// (file extension, content type) from the magic bytes.
+fn image_kind(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(("png", "image/png"))
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some(("jpg", "image/jpeg"))
+    } else {
+        None
+    }
+}
+
+/// Lower-case hex MD5 of the raw bytes, as the robot's `image.md5` wants it.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Build the shared reqwest client: ring-based rustls (no aws-lc), one timeout for the whole request.
@@ -541,6 +594,8 @@ struct Inner {
     token: Mutex<TokenState>,
     /// Completed `gettoken` attempts; bumped while `token` is held.
     fetch_attempts: AtomicU64,
+    /// Uploaded images by the SHA-256 of their bytes: (media_id, uploaded at). See [`MEDIA_REUSE`].
+    media: StdMutex<HashMap<[u8; 32], (String, Instant)>>,
 }
 
 #[derive(Default)]
@@ -596,6 +651,7 @@ impl WecomClient {
                 timeout,
                 token: Mutex::new(TokenState::default()),
                 fetch_attempts: AtomicU64::new(0),
+                media: StdMutex::new(HashMap::new()),
             }),
         })
     }
@@ -736,36 +792,67 @@ impl WecomClient {
             log_failure("message/send", to_user, &err);
             return Err(err);
         }
+        let Message::Image { png } = msg else {
+            return self.send_body(to_user, &self.message_body(to_user, msg, None)).await;
+        };
+        let (media_id, reused) = self.image_media_id(png).await?;
+        let result = self.send_body(to_user, &self.message_body(to_user, msg, Some(&media_id))).await;
+        match result {
+            // A remembered id WeCom no longer knows (media expire after 3 days, or were never kept): upload
+            // again and send once more.
+            Err(PushError::Fatal { code: 40007, .. }) if reused => {
+                tracing::info!(
+                    api = "message/send",
+                    dest = to_user,
+                    "WeCom forgot an uploaded image; uploading it again"
+                );
+                self.forget_media(png);
+                let (media_id, _) = self.image_media_id(png).await?;
+                self.send_body(to_user, &self.message_body(to_user, msg, Some(&media_id))).await
+            }
+            other => other,
+        }
+    }
+
+    fn message_body(&self, to_user: &str, msg: &Message, media_id: Option<&str>) -> Value {
         let msgtype = msg.msgtype();
-        let body = json!({
+        json!({
             "touser": to_user,
             "msgtype": msgtype,
             "agentid": self.inner.app.agent_id,
-            msgtype: msg.payload(),
+            msgtype: msg.payload(media_id),
             "enable_duplicate_check": 1,
             "duplicate_check_interval": DUPLICATE_CHECK_INTERVAL_SECS,
-        });
+        })
+    }
 
-        // Token failures were logged where the token was fetched.
+    async fn send_body(&self, to_user: &str, body: &Value) -> Result<SendOk, PushError> {
+        self.with_token("message/send", to_user, |token| async move { self.post_message(&token, body).await }).await
+    }
+
+    /// Runs `call` with the access token. On a token error the token is fetched again and `call` retried
+    /// once; a second token error drops the token and is [`PushError::RefreshAndRetry`]. Failures are logged
+    /// here (token failures where the token was fetched).
+    /// (`call` takes the token by value: a future borrowing it would not be `Send` for every lifetime.)
+    async fn with_token<T, F>(&self, api: &str, dest: &str, call: impl Fn(String) -> F) -> Result<T, PushError>
+    where
+        F: Future<Output = Result<T, PushError>>,
+    {
         let token = self.token(None).await?;
-        let first = self.post_message(&token, &body).await;
+        let first = call(token.clone()).await;
         let code = match first {
             Err(PushError::Fatal { code, .. } | PushError::Retry { code, .. }) if is_token_error(code) => code,
             other => {
                 if let Err(err) = &other {
-                    log_failure("message/send", to_user, err);
+                    log_failure(api, dest, err);
                 }
                 return other;
             }
         };
 
-        tracing::info!(
-            api = "message/send",
-            code,
-            "WeCom rejected the access token; fetching a new one, retrying once"
-        );
+        tracing::info!(api, code, "WeCom rejected the access token; fetching a new one, retrying once");
         let token = self.token(Some(&token)).await?;
-        match self.post_message(&token, &body).await {
+        match call(token.clone()).await {
             Err(PushError::Fatal { code, .. } | PushError::Retry { code, .. }) if is_token_error(code) => {
                 // Do not keep a token WeCom refuses: the next call starts with a fresh one.
                 let mut state = self.inner.token.lock().await;
@@ -774,12 +861,12 @@ impl WecomClient {
                 }
                 drop(state);
                 let err = PushError::RefreshAndRetry { code };
-                log_failure("message/send", to_user, &err);
+                log_failure(api, dest, &err);
                 Err(err)
             }
             other => {
                 if let Err(err) = &other {
-                    log_failure("message/send", to_user, err);
+                    log_failure(api, dest, err);
                 }
                 other
             }
@@ -796,6 +883,75 @@ impl WecomClient {
         }
         Ok(SendOk::from_body(&answer))
     }
+
+    /// Uploads an image as temporary media (`POST /cgi-bin/media/upload?type=image`, multipart field
+    /// `media`) and returns its `media_id`, valid for 3 days. Token errors are handled as for sends.
+    pub async fn upload_image(&self, bytes: &[u8]) -> Result<String, PushError> {
+        if let Err(err) = validate_image(bytes) {
+            log_failure("media/upload", "image", &err);
+            return Err(err);
+        }
+        let media_id = self
+            .with_token("media/upload", "image", |token| async move { self.post_media(&token, bytes).await })
+            .await?;
+        tracing::debug!(api = "media/upload", bytes = bytes.len(), "WeCom image uploaded");
+        Ok(media_id)
+    }
+
+    async fn post_media(&self, token: &str, bytes: &[u8]) -> Result<String, PushError> {
+        let (extension, content_type) = image_kind(bytes).unwrap_or(("png", "image/png"));
+        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+            .file_name(format!("chart.{extension}"))
+            .mime_str(content_type)
+            .map_err(|err| {
+                PushError::Config(format!("invalid image content type: {}", error_chain(&err.without_url())))
+            })?;
+        let form = reqwest::multipart::Form::new().part("media", part);
+        let url = format!("{}/cgi-bin/media/upload", self.inner.base_url);
+        let request = self.inner.http.post(url).query(&[("access_token", token), ("type", "image")]).multipart(form);
+        let answer = exchange(request, self.inner.timeout).await?;
+        let (code, errmsg) = errcode_of(&answer)?;
+        if code != 0 {
+            return Err(api_error(code, &errmsg));
+        }
+        str_field(&answer, "media_id")
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| PushError::BadResponse("media/upload answered errcode 0 without media_id".to_owned()))
+    }
+
+    /// The `media_id` for these bytes: a remembered one younger than [`MEDIA_REUSE`] (then `true`), or a
+    /// fresh upload.
+    async fn image_media_id(&self, bytes: &[u8]) -> Result<(String, bool), PushError> {
+        let key = media_key(bytes);
+        let now = Instant::now();
+        {
+            let media = self.inner.media.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((id, at)) = media.get(&key)
+                && now.duration_since(*at) < MEDIA_REUSE
+            {
+                return Ok((id.clone(), true));
+            }
+        }
+        let id = self.upload_image(bytes).await?;
+        let mut media = self.inner.media.lock().unwrap_or_else(PoisonError::into_inner);
+        media.retain(|_, (_, at)| now.duration_since(*at) < MEDIA_REUSE);
+        if media.len() >= MEDIA_CACHE_MAX
+            && let Some(oldest) = media.iter().min_by_key(|(_, (_, at))| *at).map(|(key, _)| *key)
+        {
+            media.remove(&oldest);
+        }
+        media.insert(key, (id.clone(), now));
+        Ok((id, false))
+    }
+
+    fn forget_media(&self, bytes: &[u8]) {
+        self.inner.media.lock().unwrap_or_else(PoisonError::into_inner).remove(&media_key(bytes));
+    }
+}
+
+fn media_key(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).into()
 }
 
 /// A group-robot message. Text over 2048 bytes and markdown over 4096 bytes are sent as several messages,
@@ -810,6 +966,10 @@ pub enum RobotMessage {
         mentioned_mobile_list: Vec<String>,
     },
     Markdown(String),
+    /// A PNG or JPEG picture, at most [`IMAGE_MAX_BYTES`]; sent inline as base64 with the MD5 of the bytes.
+    Image {
+        png: Vec<u8>,
+    },
 }
 
 impl RobotMessage {
@@ -823,6 +983,12 @@ impl RobotMessage {
         let (content, max) = match self {
             RobotMessage::Text { content, .. } => (content, TEXT_MAX_BYTES),
             RobotMessage::Markdown(content) => (content, ROBOT_MARKDOWN_MAX_BYTES),
+            RobotMessage::Image { png } => {
+                use base64::Engine as _;
+                validate_image(png)?;
+                let base64 = base64::engine::general_purpose::STANDARD.encode(png);
+                return Ok(vec![json!({ "msgtype": "image", "image": { "base64": base64, "md5": md5_hex(png) } })]);
+            }
         };
         if content.trim().is_empty() {
             return Err(PushError::Config("robot message content is empty".to_owned()));
@@ -846,7 +1012,10 @@ impl RobotMessage {
                     }
                     json!({ "msgtype": "text", "text": text })
                 }
-                RobotMessage::Markdown(_) => json!({ "msgtype": "markdown", "markdown": { "content": part } }),
+                // Images returned above.
+                RobotMessage::Markdown(_) | RobotMessage::Image { .. } => {
+                    json!({ "msgtype": "markdown", "markdown": { "content": part } })
+                }
             })
             .collect())
     }

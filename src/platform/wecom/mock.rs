@@ -1,6 +1,6 @@
 //! A local stand-in for WeCom's API (`qyapi.weixin.qq.com`), for tests and demos.
 //!
-//! It serves the three endpoints the push client uses, with WeCom's JSON shapes and errcodes:
+//! It serves the four endpoints the push clients use, with WeCom's JSON shapes and errcodes:
 //!
 //! - `GET /cgi-bin/gettoken?corpid=&corpsecret=` checks the credentials ([`CORP_ID`], [`CORP_SECRET`]; wrong
 //!   corpid → 40013, wrong secret → 40001) and hands out a token with `expires_in`. Like WeCom it returns the
@@ -8,12 +8,21 @@
 //! - `POST /cgi-bin/message/send?access_token=` checks the token (missing → 41001, unknown → 40014, expired or
 //!   revoked → 42001), the agentid (40056), the msgtype (40008) and the content (44004, 41016, …), reports
 //!   recipients marked invalid in `invaliduser` (all of them invalid → 81013), and records each accepted
-//!   message with its msgid.
+//!   message with its msgid. An `image` message must name an uploaded `media_id` (missing → 41006, unknown
+//!   → 40007).
+//! - `POST /cgi-bin/media/upload?access_token=&type=image` takes a multipart form whose `media` field holds
+//!   the image: token checks as above, `type` other than image → 40004, no `media` field → 41005, empty →
+//!   44001, over 2 MB → 40009, neither PNG nor JPEG → 40005. Accepted uploads are kept
+//!   ([`MockWecom::uploads`]) and answered with a `media_id`.
 //! - `POST /cgi-bin/webhook/send?key=` (group robot) allows 20 messages a minute per key and answers 45009
-//!   beyond that (the errcode WeCom is believed to use, PLATFORMS.md 8); a disabled key gets 93000.
+//!   beyond that (the errcode WeCom is believed to use, PLATFORMS.md 8); a disabled key gets 93000. An
+//!   `image` message needs base64 that decodes (else 40035, a guess: WeCom's code for this is not
+//!   documented) to at most 2 MB (else 40009) and whose MD5 is `image.md5` (else 301019 "media md5 not
+//!   match", the code WeCom has been seen to answer).
 //!
-//! Faults are scripted with [`MockWecom::script`]: each of the next requests to `message/send` or
-//! `webhook/send` (not `gettoken`) takes the next fault, in order, before any other check:
+//! Faults are scripted with [`MockWecom::script`]: each of the next requests to `message/send`,
+//! `media/upload` or `webhook/send` (not `gettoken`) takes the next fault, in order, before any other
+//! check (sending an image is two requests: the upload, then the send):
 //! [`Fault::Errcode`] answers HTTP 200 with that errcode, [`Fault::Http`] answers that status with an HTML
 //! body (so `Http(200)` is a 200 whose body is not JSON), and [`Fault::Delay`] waits, then handles the
 //! request normally.
@@ -57,6 +66,8 @@ pub const AGENT_ID: i64 = 1_000_002;
 pub const ROBOT_LIMIT_PER_MINUTE: usize = 20;
 const ROBOT_WINDOW: Duration = Duration::from_secs(60);
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(7200);
+/// WeCom's limit for robot images; the mock applies it to uploads too.
+pub const IMAGE_MAX_BYTES: usize = 2 * 1024 * 1024;
 
 /// A scripted answer for one upcoming `message/send` or `webhook/send` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +100,22 @@ impl Received {
     pub fn content(&self) -> Option<&str> {
         self.body.get(&self.msgtype)?.get("content")?.as_str()
     }
+
+    /// `image.media_id` of an app image message.
+    pub fn media_id(&self) -> Option<&str> {
+        self.body.pointer("/image/media_id")?.as_str()
+    }
+}
+
+/// One image the mock accepted on `media/upload`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub media_id: String,
+    /// The `type` query parameter (always `image` when accepted).
+    pub kind: String,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
 }
 
 struct IssuedToken {
@@ -103,6 +130,10 @@ struct MockState {
     token_fetches: usize,
     send_attempts: usize,
     robot_attempts: usize,
+    upload_attempts: usize,
+    uploads: Vec<Upload>,
+    /// media_ids WeCom has forgotten ([`MockWecom::forget_media`]): answered 40007 although uploaded.
+    forgotten_media: HashSet<String>,
     issued: u64,
     next_msgid: u64,
     faults: VecDeque<Fault>,
@@ -160,6 +191,9 @@ impl MockWecom {
             token_fetches: 0,
             send_attempts: 0,
             robot_attempts: 0,
+            upload_attempts: 0,
+            uploads: Vec::new(),
+            forgotten_media: HashSet::new(),
             issued: 0,
             next_msgid: 0,
             faults: VecDeque::new(),
@@ -174,7 +208,10 @@ impl MockWecom {
         let app = Router::new()
             .route("/cgi-bin/gettoken", get(gettoken))
             .route("/cgi-bin/message/send", post(message_send))
+            .route("/cgi-bin/media/upload", post(media_upload))
             .route("/cgi-bin/webhook/send", post(webhook_send))
+            // Over axum's 2 MB default, so that an oversized image is answered with WeCom's errcode.
+            .layer(axum::extract::DefaultBodyLimit::max(32 << 20))
             .with_state(state.clone());
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -231,6 +268,36 @@ impl MockWecom {
     /// `webhook/send` requests so far, whatever their answer.
     pub fn robot_attempts(&self) -> usize {
         lock(&self.state).robot_attempts
+    }
+
+    /// `media/upload` requests so far, whatever their answer.
+    pub fn upload_attempts(&self) -> usize {
+        lock(&self.state).upload_attempts
+    }
+
+    /// Every accepted upload, in order.
+    pub fn uploads(&self) -> Vec<Upload> {
+        lock(&self.state).uploads.clone()
+    }
+
+    /// The picture a received image message carries: the uploaded bytes its `media_id` names (app
+    /// messages) or its decoded base64 (robot messages). `None` for other messages.
+    pub fn image_of(&self, received: &Received) -> Option<Vec<u8>> {
+        if received.msgtype != "image" {
+            return None;
+        }
+        if let Some(media_id) = received.media_id() {
+            return lock(&self.state).uploads.iter().find(|u| u.media_id == media_id).map(|u| u.bytes.clone());
+        }
+        let base64 = received.body.pointer("/image/base64")?.as_str()?;
+        decode_base64(base64)
+    }
+
+    /// Forget every media_id uploaded so far, as WeCom does after 3 days: messages naming them get 40007.
+    pub fn forget_media(&self) {
+        let mut state = lock(&self.state);
+        let ids: Vec<String> = state.uploads.iter().map(|u| u.media_id.clone()).collect();
+        state.forgotten_media.extend(ids);
     }
 
     /// Replace the fault script: the next `faults.len()` send requests get these answers, in order.
@@ -354,7 +421,23 @@ async fn message_send(
         state.send_attempts += 1;
         state.faults.pop_front()
     };
-    with_fault(fault, shared, query, body, accept_message).await
+    with_fault(fault, shared, Incoming { query, content_type: String::new(), body }, accept_message).await
+}
+
+async fn media_upload(
+    State(shared): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: header::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = {
+        let mut state = lock(&shared);
+        state.upload_attempts += 1;
+        state.faults.pop_front()
+    };
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+    with_fault(fault, shared, Incoming { query, content_type, body }, accept_upload).await
 }
 
 async fn webhook_send(
@@ -367,20 +450,21 @@ async fn webhook_send(
         state.robot_attempts += 1;
         state.faults.pop_front()
     };
-    with_fault(fault, shared, query, body, accept_robot_message).await
+    with_fault(fault, shared, Incoming { query, content_type: String::new(), body }, accept_robot_message).await
 }
 
-type Handler = fn(&Shared, &HashMap<String, String>, &[u8]) -> Response;
-
-async fn with_fault(
-    fault: Option<Fault>,
-    shared: Shared,
+/// What a handler needs of a request.
+struct Incoming {
     query: HashMap<String, String>,
+    content_type: String,
     body: Bytes,
-    handle: Handler,
-) -> Response {
+}
+
+type Handler = fn(&Shared, &Incoming) -> Response;
+
+async fn with_fault(fault: Option<Fault>, shared: Shared, request: Incoming, handle: Handler) -> Response {
     match fault {
-        None => handle(&shared, &query, &body),
+        None => handle(&shared, &request),
         Some(Fault::Errcode(code)) => wecom_error(code, &format!("mock fault {code}")),
         Some(Fault::Http(status)) => http_fault(status),
         Some(Fault::Delay(delay)) => {
@@ -388,25 +472,140 @@ async fn with_fault(
             // up and the connection, with this handler, is dropped.
             let task = tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                handle(&shared, &query, &body)
+                handle(&shared, &request)
             });
             task.await.unwrap_or_else(|_| http_fault(500))
         }
     }
 }
 
-fn accept_message(shared: &Shared, query: &HashMap<String, String>, raw: &[u8]) -> Response {
-    let now = Instant::now();
-    let mut state = lock(shared);
+/// The access token checks every app API makes: missing → 41001, unknown → 40014, expired → 42001.
+fn check_token(state: &MockState, query: &HashMap<String, String>, now: Instant) -> Option<Response> {
     let Some(token) = query.get("access_token").filter(|token| !token.is_empty()) else {
-        return wecom_error(41001, "access_token missing");
+        return Some(wecom_error(41001, "access_token missing"));
     };
     match state.tokens.get(token) {
-        None => return wecom_error(40014, "invalid access_token"),
-        Some(issued) if issued.revoked || now >= issued.expires_at => {
-            return wecom_error(42001, "access_token expired");
+        None => Some(wecom_error(40014, "invalid access_token")),
+        Some(issued) if issued.revoked || now >= issued.expires_at => Some(wecom_error(42001, "access_token expired")),
+        Some(_) => None,
+    }
+}
+
+fn accept_upload(shared: &Shared, request: &Incoming) -> Response {
+    let now = Instant::now();
+    let mut state = lock(shared);
+    if let Some(response) = check_token(&state, &request.query, now) {
+        return response;
+    }
+    let kind = request.query.get("type").cloned().unwrap_or_default();
+    if kind != "image" {
+        // The mock keeps images only; WeCom also takes voice, video and file.
+        return wecom_error(40004, "invalid media type");
+    }
+    let Some(part) = multipart_field(&request.content_type, &request.body, "media") else {
+        return wecom_error(41005, "media data missing");
+    };
+    if part.data.is_empty() {
+        return wecom_error(44001, "empty media data");
+    }
+    if part.data.len() > IMAGE_MAX_BYTES {
+        return wecom_error(40009, "invalid image size");
+    }
+    if !(part.data.starts_with(b"\x89PNG\r\n\x1a\n") || part.data.starts_with(&[0xff, 0xd8, 0xff])) {
+        return wecom_error(40005, "invalid file type");
+    }
+    let media_id = format!("mock-media-{:06}-{:016x}", state.uploads.len() + 1, state.randomness.hash_one(part.data));
+    state.uploads.push(Upload {
+        media_id: media_id.clone(),
+        kind,
+        filename: part.filename,
+        content_type: part.content_type,
+        bytes: part.data.to_vec(),
+    });
+    let created_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    axum::Json(json!({
+        "errcode": 0, "errmsg": "ok", "type": "image", "media_id": media_id, "created_at": created_at.to_string(),
+    }))
+    .into_response()
+}
+
+/// One field of a multipart/form-data body.
+struct Part<'a> {
+    filename: Option<String>,
+    content_type: Option<String>,
+    data: &'a [u8],
+}
+
+/// The field called `name` of a `multipart/form-data` body, or `None` when the body is not one or lacks it.
+/// Enough of RFC 7578 for the clients under test: CRLF line ends, a boundary from the content type.
+fn multipart_field<'a>(content_type: &str, body: &'a [u8], name: &str) -> Option<Part<'a>> {
+    let (mime, params) = content_type.split_once(';')?;
+    if !mime.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    let boundary = params.split(';').find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim().eq_ignore_ascii_case("boundary").then(|| value.trim().trim_matches('"').to_owned())
+    })?;
+    let delimiter = format!("--{boundary}");
+    let mut rest = body;
+    loop {
+        let at = find(rest, delimiter.as_bytes())?;
+        rest = &rest[at + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            return None; // the closing delimiter
         }
-        Some(_) => {}
+        rest = rest.strip_prefix(b"\r\n")?;
+        let head_end = find(rest, b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&rest[..head_end]).ok()?;
+        let data_start = head_end + 4;
+        let data_len = find(&rest[data_start..], format!("\r\n{delimiter}").as_bytes())?;
+        let data = &rest[data_start..data_start + data_len];
+        let mut field = None;
+        let mut filename = None;
+        let mut part_type = None;
+        for line in head.split("\r\n") {
+            let Some((header_name, value)) = line.split_once(':') else { continue };
+            if header_name.trim().eq_ignore_ascii_case("content-disposition") {
+                for param in value.split(';').skip(1) {
+                    let Some((key, value)) = param.split_once('=') else { continue };
+                    let value = value.trim().trim_matches('"').to_owned();
+                    match key.trim() {
+                        "name" => field = Some(value),
+                        "filename" => filename = Some(value),
+                        _ => {}
+                    }
+                }
+            } else if header_name.trim().eq_ignore_ascii_case("content-type") {
+                part_type = Some(value.trim().to_owned());
+            }
+        }
+        if field.as_deref() == Some(name) {
+            return Some(Part { filename, content_type: part_type, data });
+        }
+        rest = &rest[data_start + data_len..];
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+fn accept_message(shared: &Shared, request: &Incoming) -> Response {
+    let (query, raw) = (&request.query, &request.body[..]);
+    let now = Instant::now();
+    let mut state = lock(shared);
+    if let Some(response) = check_token(&state, query, now) {
+        return response;
     }
     let Ok(body) = serde_json::from_slice::<Value>(raw) else {
         return wecom_error(47001, "data format error");
@@ -438,6 +637,15 @@ fn accept_message(shared: &Shared, query: &HashMap<String, String>, raw: &[u8]) 
     }
     if let Some(response) = check_app_content(&msgtype, body.get(&msgtype)) {
         return response;
+    }
+    if msgtype == "image" {
+        let media_id = body.pointer("/image/media_id").and_then(Value::as_str).unwrap_or_default();
+        if media_id.is_empty() {
+            return wecom_error(41006, "media_id missing");
+        }
+        if state.forgotten_media.contains(media_id) || !state.uploads.iter().any(|u| u.media_id == media_id) {
+            return wecom_error(40007, "invalid media_id");
+        }
     }
 
     let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -520,7 +728,8 @@ fn check_app_content(msgtype: &str, content: Option<&Value>) -> Option<Response>
     }
 }
 
-fn accept_robot_message(shared: &Shared, query: &HashMap<String, String>, raw: &[u8]) -> Response {
+fn accept_robot_message(shared: &Shared, request: &Incoming) -> Response {
+    let (query, raw) = (&request.query, &request.body[..]);
     let now = Instant::now();
     let mut state = lock(shared);
     let Some(key) = query.get("key").filter(|key| !key.is_empty()).cloned() else {
@@ -556,6 +765,18 @@ fn accept_robot_message(shared: &Shared, query: &HashMap<String, String>, raw: &
         }
         if content.len() > max {
             return wecom_error(45002, &format!("content exceed max length {max}"));
+        }
+    }
+    if msgtype == "image" {
+        let text = |name: &str| body.pointer(&format!("/image/{name}")).and_then(Value::as_str).unwrap_or_default();
+        let Some(bytes) = decode_base64(text("base64")).filter(|bytes| !bytes.is_empty()) else {
+            return wecom_error(40035, "invalid parameter: image.base64");
+        };
+        if bytes.len() > IMAGE_MAX_BYTES {
+            return wecom_error(40009, "invalid image size");
+        }
+        if !text("md5").eq_ignore_ascii_case(&super::client::md5_hex(&bytes)) {
+            return wecom_error(301019, "media md5 not match");
         }
     }
     state.received.push(Received { touser: None, robot_key: Some(key), msgtype, body, msgid: None });

@@ -1,0 +1,687 @@
+//! Digests and pipeline views as chat markdown: headline numbers first, then per-rep lines, then
+//! the lists with `#ids` a reader can act on. Each platform gets its own dialect and size limit;
+//! a long digest is split between sections or lines, never inside a line.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::{Digest, DigestKind, Funnel, MonthForecast, Pipeline, PipelineView, RiskList, ScopeKind};
+use crate::bot::render::{reason_name, yuan};
+use crate::crm::{Lang, Stage};
+
+/// A chat platform's markdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// WeCom app messages: `markdown.content` ≤ 2,048 bytes; `#` headings, `**bold**`,
+    /// `<font color="info|comment|warning">`.
+    WeCom,
+    /// WeCom group robots: as the app but ≤ 4,096 bytes.
+    WeComRobot,
+    /// DingTalk `markdown {title, text}`: a blank line between lines (a single `\n` is folded
+    /// into the paragraph). The documented size limit is not stated; 5,000 bytes stays well
+    /// inside what robots accept.
+    DingTalk,
+    /// Feishu card `lark_md`: no headings (bold instead), `<font color='red'>`; a card may be
+    /// 30 KB of JSON, so 20,000 bytes of text leaves room for the envelope.
+    Feishu,
+    /// The console and plain text: no markup, no limit.
+    Plain,
+}
+
+impl Dialect {
+    pub fn limit_bytes(self) -> usize {
+        match self {
+            Dialect::WeCom => 2048,
+            Dialect::WeComRobot => 4096,
+            Dialect::DingTalk => 5000,
+            Dialect::Feishu => 20_000,
+            Dialect::Plain => usize::MAX,
+        }
+    }
+
+    /// The dialect of an outbox target's platform.
+    pub fn for_platform(platform: &str) -> Self {
+        match platform {
+            "wecom" => Dialect::WeCom,
+            "wecom_robot" => Dialect::WeComRobot,
+            "dingtalk" => Dialect::DingTalk,
+            "feishu" => Dialect::Feishu,
+            _ => Dialect::Plain,
+        }
+    }
+
+    fn title(self, s: &str) -> String {
+        match self {
+            Dialect::WeCom | Dialect::WeComRobot | Dialect::DingTalk => format!("### {s}"),
+            Dialect::Feishu => format!("**{s}**"),
+            Dialect::Plain => format!("【{s}】"),
+        }
+    }
+
+    fn bold(self, s: &str) -> String {
+        match self {
+            Dialect::Plain => s.to_string(),
+            _ => format!("**{s}**"),
+        }
+    }
+
+    /// Something that needs action.
+    fn warn(self, s: &str) -> String {
+        match self {
+            Dialect::WeCom | Dialect::WeComRobot => format!("<font color=\"warning\">{s}</font>"),
+            Dialect::Feishu => format!("<font color='red'>{s}</font>"),
+            Dialect::DingTalk => format!("**{s}**"),
+            Dialect::Plain => s.to_string(),
+        }
+    }
+
+    /// Something good.
+    fn good(self, s: &str) -> String {
+        match self {
+            Dialect::WeCom | Dialect::WeComRobot => format!("<font color=\"info\">{s}</font>"),
+            Dialect::Feishu => format!("<font color='green'>{s}</font>"),
+            Dialect::DingTalk | Dialect::Plain => s.to_string(),
+        }
+    }
+
+    fn line_sep(self) -> &'static str {
+        match self {
+            Dialect::DingTalk => "\n\n",
+            _ => "\n",
+        }
+    }
+
+    fn section_sep(self) -> &'static str {
+        "\n\n"
+    }
+}
+
+fn pick(lang: Lang, zh: String, en: String) -> String {
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
+fn stage_name(stages: &[Stage], key: &str, lang: Lang) -> String {
+    stages.iter().find(|s| s.key == key).map_or_else(
+        || key.to_string(),
+        |s| match lang {
+            Lang::Zh => s.name_zh.clone(),
+            Lang::En => s.name_en.clone(),
+        },
+    )
+}
+
+fn day(t: DateTime<Utc>, tz: Tz, lang: Lang) -> String {
+    let l = t.with_timezone(&tz);
+    match lang {
+        Lang::Zh => l.format("%m-%d").to_string(),
+        Lang::En => l.format("%b %-d").to_string(),
+    }
+}
+
+fn pct(p: f64) -> String {
+    format!("{p:.0}%")
+}
+
+fn days(d: f64) -> String {
+    format!("{d:.1}")
+}
+
+/// Cuts a name to `max` characters (not bytes) so one long name cannot push a line over a limit.
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// A titled block of lines; blocks are kept together in one message when they fit.
+struct Section {
+    lines: Vec<String>,
+}
+
+/// Joins sections into messages of at most the dialect's limit. When a digest needs several
+/// messages, each after the first starts with `header (k/n)`.
+fn assemble(d: Dialect, header: &str, sections: Vec<Section>) -> Vec<String> {
+    let limit = d.limit_bytes();
+    // Room for the continuation header, so adding it never breaks the limit.
+    let reserve = if limit == usize::MAX { 0 } else { header.len() + 32 };
+    let budget = limit.saturating_sub(reserve).max(64);
+    let mut chunks: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let push_line = |cur: &mut String, chunks: &mut Vec<String>, line: &str, sep: &str| {
+        let line = fit_line(line, budget);
+        if !cur.is_empty() && cur.len() + sep.len() + line.len() > budget {
+            chunks.push(std::mem::take(cur));
+        }
+        if !cur.is_empty() {
+            cur.push_str(sep);
+        }
+        cur.push_str(&line);
+    };
+    for s in sections.into_iter().filter(|s| !s.lines.is_empty()) {
+        let text = s.lines.join(d.line_sep());
+        if !cur.is_empty() && cur.len() + d.section_sep().len() + text.len() > budget && text.len() <= budget {
+            // The section fits a message of its own: start one rather than split it.
+            chunks.push(std::mem::take(&mut cur));
+        }
+        let mut first = true;
+        for line in &s.lines {
+            let sep = if first { d.section_sep() } else { d.line_sep() };
+            first = false;
+            push_line(&mut cur, &mut chunks, line, sep);
+        }
+    }
+    if !cur.is_empty() {
+        chunks.push(cur);
+    }
+    let n = chunks.len();
+    if n > 1 {
+        for (i, c) in chunks.iter_mut().enumerate().skip(1) {
+            *c = format!("{}{}{c}", d.bold(&format!("{header} ({}/{n})", i + 1)), d.section_sep());
+        }
+    }
+    chunks
+}
+
+/// A line longer than a whole message (only a pathological one) is cut at a character boundary.
+fn fit_line(line: &str, budget: usize) -> String {
+    if line.len() <= budget {
+        return line.to_string();
+    }
+    let mut end = budget.saturating_sub(3);
+    while end > 0 && !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
+}
+
+fn scope_word(scope: ScopeKind, lang: Lang) -> &'static str {
+    match (scope, lang) {
+        (ScopeKind::Org, Lang::Zh) => "全公司",
+        (ScopeKind::Team, Lang::Zh) => "团队",
+        (ScopeKind::Own, Lang::Zh) => "我的",
+        (ScopeKind::Org, Lang::En) => "Company",
+        (ScopeKind::Team, Lang::En) => "Team",
+        (ScopeKind::Own, Lang::En) => "My",
+    }
+}
+
+/// The digest as one or more messages in the dialect.
+pub fn digest(d: &Digest, dialect: Dialect, lang: Lang) -> Vec<String> {
+    let tz: Tz = d.tz.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    let scope = scope_word(d.scope, lang);
+    let when = match d.kind {
+        DigestKind::Daily => day(d.from, tz, lang),
+        // `to` is midnight after the last day, so the last day is the one before.
+        DigestKind::Weekly => {
+            format!("{} ~ {}", day(d.from, tz, lang), day(d.to - chrono::Duration::seconds(1), tz, lang))
+        }
+    };
+    let header = match (d.kind, lang) {
+        (DigestKind::Daily, Lang::Zh) => format!("{scope}日报 {when}"),
+        (DigestKind::Weekly, Lang::Zh) => format!("{scope}周报 {when}"),
+        (DigestKind::Daily, Lang::En) => format!("{scope} daily digest {when}"),
+        (DigestKind::Weekly, Lang::En) => format!("{scope} weekly digest {when}"),
+    };
+    let a = &d.activity;
+    let mut head = vec![dialect.title(&header)];
+    head.push(dialect.bold(&pick(
+        lang,
+        format!(
+            "拜访 {} · 电话 {} · 其他 {} · 客户 {} · 新客户 {}",
+            a.visits, a.calls, a.other, a.customers_touched, a.new_customers
+        ),
+        format!(
+            "Visits {} · calls {} · other {} · customers {} · new {}",
+            a.visits, a.calls, a.other, a.customers_touched, a.new_customers
+        ),
+    )));
+    let dl = &d.deals;
+    head.push(pick(
+        lang,
+        format!(
+            "赢单 {} 单 {} · 输单 {} 单 {} · 推进 {} 次",
+            dl.won.len(),
+            yuan(dl.won_fen),
+            dl.lost.len(),
+            yuan(dl.lost_fen),
+            dl.moves_total
+        ),
+        format!(
+            "Won {} ({}) · lost {} ({}) · moves {}",
+            dl.won.len(),
+            yuan(dl.won_fen),
+            dl.lost.len(),
+            yuan(dl.lost_fen),
+            dl.moves_total
+        ),
+    ));
+    let l = &d.leads;
+    head.push(pick(
+        lang,
+        format!(
+            "线索 新增 {} · 分配 {} · 联系 {}（SLA 内 {}）· 转化 {}",
+            l.new, l.assigned, l.contacted, l.contacted_in_sla, l.converted
+        ),
+        format!(
+            "Leads new {} · assigned {} · contacted {} ({} within SLA) · converted {}",
+            l.new, l.assigned, l.contacted, l.contacted_in_sla, l.converted
+        ),
+    ));
+    head.push(forecast_headline(&d.forecast[0], lang));
+    let mut sections = vec![Section { lines: head }];
+
+    if d.scope != ScopeKind::Own && !a.reps.is_empty() {
+        let mut lines = vec![dialect.bold(&pick(lang, "成员".into(), "Team".into()))];
+        for r in &a.reps {
+            let name = short(&r.name, 12);
+            lines.push(if r.visits + r.calls + r.other == 0 && r.new_customers == 0 {
+                pick(lang, format!("- {name}：没有记录"), format!("- {name}: nothing logged"))
+            } else {
+                pick(
+                    lang,
+                    format!(
+                        "- {name}：拜访 {} · 电话 {} · 其他 {} · 客户 {} · 新客户 {}",
+                        r.visits, r.calls, r.other, r.customers_touched, r.new_customers
+                    ),
+                    format!(
+                        "- {name}: visits {} · calls {} · other {} · customers {} · new {}",
+                        r.visits, r.calls, r.other, r.customers_touched, r.new_customers
+                    ),
+                )
+            });
+        }
+        sections.push(Section { lines });
+    }
+
+    if !l.sources.is_empty() {
+        let parts: Vec<String> = l
+            .sources
+            .iter()
+            .map(|s| {
+                let name = if s.source.is_empty() {
+                    pick(lang, "未注明".into(), "unknown".into())
+                } else {
+                    short(&s.source, 10)
+                };
+                pick(lang, format!("{name} {}/{}", s.new, s.converted), format!("{name} {}/{}", s.new, s.converted))
+            })
+            .collect();
+        sections.push(Section {
+            lines: vec![pick(
+                lang,
+                format!("线索来源（新增/转化）：{}", parts.join(" · ")),
+                format!("Lead sources (new/converted): {}", parts.join(" · ")),
+            )],
+        });
+    }
+
+    let deal_lines = deal_events(d, dialect, lang);
+    if !deal_lines.is_empty() {
+        sections.push(Section { lines: deal_lines });
+    }
+    sections.push(Section { lines: pipeline_lines(&d.pipeline, &d.stages, dialect, lang) });
+    sections.push(Section { lines: funnel_lines(&d.funnel, dialect, lang) });
+    sections.push(Section { lines: forecast_lines(&d.forecast, d.scope, dialect, lang) });
+    sections.push(Section { lines: risk_lines(d, tz, dialect, lang) });
+    assemble(dialect, &header, sections)
+}
+
+fn forecast_headline(m: &MonthForecast, lang: Lang) -> String {
+    match (m.target_fen, m.of_target_pct()) {
+        (Some(t), Some(p)) => pick(
+            lang,
+            format!("本月预测 {} / 目标 {}（{}）", yuan(m.expected_fen()), yuan(t), pct(p)),
+            format!("This month: forecast {} / target {} ({})", yuan(m.expected_fen()), yuan(t), pct(p)),
+        ),
+        _ => pick(
+            lang,
+            format!("本月预测 {}（已赢 {} + 加权 {}）", yuan(m.expected_fen()), yuan(m.won_fen), yuan(m.weighted_fen)),
+            format!(
+                "This month: forecast {} (won {} + weighted {})",
+                yuan(m.expected_fen()),
+                yuan(m.won_fen),
+                yuan(m.weighted_fen)
+            ),
+        ),
+    }
+}
+
+fn deal_events(d: &Digest, dialect: Dialect, lang: Lang) -> Vec<String> {
+    let dl = &d.deals;
+    let mut lines = Vec::new();
+    if dl.won.is_empty() && dl.lost.is_empty() && dl.moves.is_empty() {
+        return lines;
+    }
+    lines.push(dialect.bold(&pick(lang, "商机".into(), "Deals".into())));
+    let limit = 10;
+    for w in dl.won.iter().take(limit) {
+        lines.push(dialect.good(&pick(
+            lang,
+            format!("🎉 赢单 #{} {} {}（{}）", w.deal_id, short(&w.title, 20), yuan(w.amount_fen), short(&w.owner, 12)),
+            format!("🎉 Won #{} {} {} ({})", w.deal_id, short(&w.title, 20), yuan(w.amount_fen), short(&w.owner, 12)),
+        )));
+    }
+    if dl.won.len() > limit {
+        lines.push(pick(
+            lang,
+            format!("…另有 {} 单赢单", dl.won.len() - limit),
+            format!("…{} more won", dl.won.len() - limit),
+        ));
+    }
+    for x in dl.lost.iter().take(limit) {
+        let reason = x.lost_reason.map(|r| format!(" · {}", reason_name(r, lang))).unwrap_or_default();
+        lines.push(pick(
+            lang,
+            format!(
+                "✗ 输单 #{} {} {}（{}）{reason}",
+                x.deal_id,
+                short(&x.title, 20),
+                yuan(x.amount_fen),
+                short(&x.owner, 12)
+            ),
+            format!(
+                "✗ Lost #{} {} {} ({}){reason}",
+                x.deal_id,
+                short(&x.title, 20),
+                yuan(x.amount_fen),
+                short(&x.owner, 12)
+            ),
+        ));
+    }
+    if dl.lost.len() > limit {
+        lines.push(pick(
+            lang,
+            format!("…另有 {} 单输单", dl.lost.len() - limit),
+            format!("…{} more lost", dl.lost.len() - limit),
+        ));
+    }
+    if !dl.lost_reasons.is_empty() {
+        let parts: Vec<String> = dl
+            .lost_reasons
+            .iter()
+            .map(|r| {
+                let name = r.reason.map_or_else(
+                    || pick(lang, "未注明".into(), "no reason".into()),
+                    |r| reason_name(r, lang).to_string(),
+                );
+                format!("{name} {}", r.deals)
+            })
+            .collect();
+        lines.push(pick(
+            lang,
+            format!("输单原因：{}", parts.join(" · ")),
+            format!("Lost reasons: {}", parts.join(" · ")),
+        ));
+    }
+    for m in &dl.moves {
+        lines.push(pick(
+            lang,
+            format!(
+                "↗ #{} {} {} → {}（{}）",
+                m.deal_id,
+                short(&m.title, 20),
+                stage_name(&d.stages, &m.from_stage, lang),
+                stage_name(&d.stages, &m.to_stage, lang),
+                short(&m.owner, 12)
+            ),
+            format!(
+                "↗ #{} {} {} → {} ({})",
+                m.deal_id,
+                short(&m.title, 20),
+                stage_name(&d.stages, &m.from_stage, lang),
+                stage_name(&d.stages, &m.to_stage, lang),
+                short(&m.owner, 12)
+            ),
+        ));
+    }
+    let more = dl.moves_total - dl.moves.len() as i64;
+    if more > 0 {
+        lines.push(pick(lang, format!("…另有 {more} 次推进"), format!("…{more} more moves")));
+    }
+    lines
+}
+
+fn pipeline_lines(p: &Pipeline, stages: &[Stage], dialect: Dialect, lang: Lang) -> Vec<String> {
+    let _ = stages;
+    let mut lines = vec![dialect.bold(&pick(
+        lang,
+        format!("进行中 {} 单 {} · 加权 {}", p.total_count, yuan(p.total_fen), yuan(p.weighted_fen)),
+        format!("Open {} deals {} · weighted {}", p.total_count, yuan(p.total_fen), yuan(p.weighted_fen)),
+    ))];
+    for s in &p.stages {
+        let name = if lang == Lang::Zh { &s.name_zh } else { &s.name_en };
+        lines.push(pick(
+            lang,
+            format!("- {name} {}%：{} 单 · {}", s.probability, s.count, yuan(s.amount_fen)),
+            format!("- {name} {}%: {} · {}", s.probability, s.count, yuan(s.amount_fen)),
+        ));
+    }
+    lines
+}
+
+fn funnel_lines(f: &Funnel, dialect: Dialect, lang: Lang) -> Vec<String> {
+    let mut lines = vec![dialect.bold(&pick(
+        lang,
+        format!("漏斗（近 {} 天，{} 单）", f.days, f.deals),
+        format!("Funnel (last {} days, {} deals)", f.days, f.deals),
+    ))];
+    if f.deals == 0 {
+        lines.push(pick(lang, "这段时间没有商机变动。".into(), "No deal moved in this window.".into()));
+        return lines;
+    }
+    for s in &f.steps {
+        let name = if lang == Lang::Zh { &s.name_zh } else { &s.name_en };
+        let conv = s
+            .to_next_pct
+            .map(|p| pick(lang, format!(" → 下一步 {}", pct(p)), format!(" → next {}", pct(p))))
+            .unwrap_or_default();
+        let dwell = s
+            .dwell
+            .map(|d| {
+                pick(
+                    lang,
+                    format!(" · 停留中位 {} 天（平均 {}）", days(d.median_days), days(d.avg_days)),
+                    format!(" · median {} d (avg {})", days(d.median_days), days(d.avg_days)),
+                )
+            })
+            .unwrap_or_default();
+        lines.push(pick(
+            lang,
+            format!("- {name} {}{conv}{dwell}", s.reached),
+            format!("- {name} {}{conv}{dwell}", s.reached),
+        ));
+    }
+    lines
+}
+
+fn forecast_lines(f: &[MonthForecast; 2], scope: ScopeKind, dialect: Dialect, lang: Lang) -> Vec<String> {
+    let mut lines = vec![dialect.bold(&pick(lang, "预测".into(), "Forecast".into()))];
+    for m in f {
+        let target = match (m.target_fen, m.of_target_pct()) {
+            (Some(t), Some(p)) => {
+                pick(lang, format!(" / 目标 {}（{}）", yuan(t), pct(p)), format!(" / target {} ({})", yuan(t), pct(p)))
+            }
+            _ => String::new(),
+        };
+        lines.push(pick(
+            lang,
+            format!(
+                "- {}：{}（已赢 {} + 加权 {}，{} 单待签）{target}",
+                m.month,
+                yuan(m.expected_fen()),
+                yuan(m.won_fen),
+                yuan(m.weighted_fen),
+                m.open_deals
+            ),
+            format!(
+                "- {}: {} (won {} + weighted {}, {} open){target}",
+                m.month,
+                yuan(m.expected_fen()),
+                yuan(m.won_fen),
+                yuan(m.weighted_fen),
+                m.open_deals
+            ),
+        ));
+    }
+    if scope != ScopeKind::Own {
+        for r in f[0].reps.iter().filter(|r| r.target_fen.is_some()).take(20) {
+            let expected = r.won_fen.saturating_add(r.weighted_fen);
+            let t = r.target_fen.unwrap_or(0);
+            let p = if t > 0 { pct(expected as f64 * 100.0 / t as f64) } else { "-".into() };
+            lines.push(pick(
+                lang,
+                format!("  {}：{} / 目标 {}（{p}）", short(&r.name, 12), yuan(expected), yuan(t)),
+                format!("  {}: {} / target {} ({p})", short(&r.name, 12), yuan(expected), yuan(t)),
+            ));
+        }
+    }
+    lines
+}
+
+fn risk_lines(d: &Digest, tz: Tz, dialect: Dialect, lang: Lang) -> Vec<String> {
+    let r = &d.risks;
+    if r.overdue_tasks.total == 0 && r.quiet_a.total == 0 && r.stuck_deals.total == 0 {
+        return vec![dialect.good(&pick(
+            lang,
+            "✅ 没有逾期跟进、沉默的 A 级客户或停滞商机。".into(),
+            "✅ Nothing overdue, quiet or stuck.".into(),
+        ))];
+    }
+    let mut lines = vec![dialect.warn(&pick(lang, "⚠️ 需要处理".into(), "⚠️ Needs attention".into()))];
+    let more = |lines: &mut Vec<String>, l: &RiskList| {
+        let more = l.total - l.items.len() as i64;
+        if more > 0 {
+            lines.push(pick(lang, format!("  …另有 {more} 个"), format!("  …{more} more")));
+        }
+    };
+    let own = d.scope == ScopeKind::Own;
+    let owner = |o: &str| if own { String::new() } else { format!(" · {}", short(o, 12)) };
+    if r.overdue_tasks.total > 0 {
+        lines.push(pick(
+            lang,
+            format!("逾期跟进 {}：", r.overdue_tasks.total),
+            format!("Overdue follow-ups {}:", r.overdue_tasks.total),
+        ));
+        for t in &r.overdue_tasks.items {
+            lines.push(pick(
+                lang,
+                format!("- #{} {}{} · {} 到期", t.id, short(&t.title, 24), owner(&t.owner), day(t.since, tz, lang)),
+                format!("- #{} {}{} · due {}", t.id, short(&t.title, 24), owner(&t.owner), day(t.since, tz, lang)),
+            ));
+        }
+        more(&mut lines, &r.overdue_tasks);
+    }
+    if r.quiet_a.total > 0 {
+        lines.push(pick(
+            lang,
+            format!("A 级客户超过 {} 天未联系 {}：", r.quiet_a_days, r.quiet_a.total),
+            format!("A customers quiet over {} days {}:", r.quiet_a_days, r.quiet_a.total),
+        ));
+        for c in &r.quiet_a.items {
+            let quiet = (d.now - c.since).num_days();
+            lines.push(pick(
+                lang,
+                format!("- #{} {}{} · {quiet} 天", c.id, short(&c.title, 20), owner(&c.owner)),
+                format!("- #{} {}{} · {quiet} days", c.id, short(&c.title, 20), owner(&c.owner)),
+            ));
+        }
+        more(&mut lines, &r.quiet_a);
+    }
+    if r.stuck_deals.total > 0 {
+        lines.push(pick(
+            lang,
+            format!("停滞商机 {}：", r.stuck_deals.total),
+            format!("Stuck deals {}:", r.stuck_deals.total),
+        ));
+        for s in &r.stuck_deals.items {
+            let stage = s.stage.as_deref().map(|k| stage_name(&d.stages, k, lang)).unwrap_or_default();
+            let stuck = (d.now - s.since).num_days();
+            lines.push(pick(
+                lang,
+                format!("- #{} {} · {stage} {stuck} 天{}", s.id, short(&s.title, 20), owner(&s.owner)),
+                format!("- #{} {} · {stage} {stuck} days{}", s.id, short(&s.title, 20), owner(&s.owner)),
+            ));
+        }
+        more(&mut lines, &r.stuck_deals);
+    }
+    lines.push(pick(
+        lang,
+        "回复「完成 #编号」「推迟 #编号 明天」或「商机 #编号 阶段 …」处理。".into(),
+        "Reply `done #id`, `snooze #id tomorrow` or `deal #id stage …`.".into(),
+    ));
+    lines
+}
+
+/// `漏斗` / `pipeline`: open deals per stage, the funnel and the forecast.
+pub fn pipeline_view(v: &PipelineView, stages: &[Stage], dialect: Dialect, lang: Lang) -> Vec<String> {
+    let header = match (v.scope, lang) {
+        (ScopeKind::Own, Lang::Zh) => "我的漏斗".to_string(),
+        (ScopeKind::Team, Lang::Zh) => "团队漏斗".to_string(),
+        (ScopeKind::Org, Lang::Zh) => "全公司漏斗".to_string(),
+        (ScopeKind::Own, Lang::En) => "My pipeline".to_string(),
+        (ScopeKind::Team, Lang::En) => "Team pipeline".to_string(),
+        (ScopeKind::Org, Lang::En) => "Company pipeline".to_string(),
+    };
+    let sections = vec![
+        Section { lines: vec![dialect.title(&header)] },
+        Section { lines: pipeline_lines(&v.pipeline, stages, dialect, lang) },
+        Section { lines: funnel_lines(&v.funnel, dialect, lang) },
+        Section { lines: forecast_lines(&v.forecast, v.scope, dialect, lang) },
+    ];
+    assemble(dialect, &header, sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(n: usize, width: usize) -> Section {
+        Section { lines: (0..n).map(|i| format!("- {i:04} {}", "客".repeat(width))).collect() }
+    }
+
+    #[test]
+    fn assemble_keeps_every_line_whole_and_within_the_limit() {
+        for d in [Dialect::WeCom, Dialect::WeComRobot, Dialect::DingTalk, Dialect::Feishu] {
+            let sections = vec![lines(3, 10), lines(600, 30), lines(5, 5)];
+            let want: Vec<String> = sections.iter().flat_map(|s| s.lines.clone()).collect();
+            let chunks = assemble(d, "团队日报 11-23", sections);
+            assert!(chunks.len() > 1, "{d:?} needs several messages");
+            for c in &chunks {
+                assert!(c.len() <= d.limit_bytes(), "{d:?}: {} > {}", c.len(), d.limit_bytes());
+            }
+            // Every line arrives, whole and in order.
+            let got: Vec<&str> = chunks.iter().flat_map(|c| c.split('\n')).filter(|l| l.starts_with("- ")).collect();
+            assert_eq!(got, want.iter().map(String::as_str).collect::<Vec<_>>(), "{d:?}");
+            assert!(chunks[1].contains(&format!("(2/{})", chunks.len())), "{}", chunks[1]);
+        }
+    }
+
+    #[test]
+    fn a_section_that_fits_a_message_of_its_own_is_not_split() {
+        let b = Section { lines: (0..10).map(|i| format!("+ {i} 第二节")).collect() };
+        let chunks = assemble(Dialect::WeCom, "日报", vec![lines(45, 12), b]);
+        assert_eq!(chunks.len(), 2, "{chunks:?}");
+        assert_eq!(chunks[1].matches("第二节").count(), 10, "the second section moved whole: {}", chunks[1]);
+        assert!(!chunks[0].contains("第二节"));
+    }
+
+    #[test]
+    fn an_overlong_line_is_cut_at_a_character_boundary() {
+        let line = "海".repeat(1000);
+        let out = fit_line(&line, 100);
+        assert!(out.len() <= 100 && out.ends_with('…'));
+    }
+
+    #[test]
+    fn short_counts_characters() {
+        assert_eq!(short("青岛海尔模具有限公司", 4), "青岛海…");
+        assert_eq!(short("abc", 4), "abc");
+    }
+}
