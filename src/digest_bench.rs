@@ -1432,6 +1432,14 @@ async fn gen_deals(
         )
         .await?;
     }
+    // As the app keeps it: when each deal entered its current stage.
+    let backfill = "UPDATE deals SET stage_entered_at = COALESCE(
+             (SELECT MAX(h.moved_at) FROM deal_stage_history h WHERE h.deal_id = deals.id AND h.to_stage = deals.stage),
+             created_at) WHERE org_id = $1";
+    match &mut tx {
+        Tx::Sqlite(t) => sqlx::query(backfill).bind(org_id).execute(&mut **t).await.map(|_| ())?,
+        Tx::Postgres(t) => sqlx::query(backfill).bind(org_id).execute(&mut **t).await.map(|_| ())?,
+    }
     tx.commit().await?;
     Ok((n, total_moves))
 }

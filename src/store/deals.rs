@@ -31,8 +31,8 @@ pub struct NewDealRow<'a> {
 pub async fn insert(tx: &mut Tx, r: &NewDealRow<'_>) -> sqlx::Result<i64> {
     run!(tx, |c| sqlx::query_scalar(
         "INSERT INTO deals (org_id, customer_id, owner_id, title, amount_fen, currency, stage,
-                            probability, expected_close, status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $10) RETURNING id"
+                            probability, expected_close, status, created_at, updated_at, stage_entered_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $10, $10) RETURNING id"
     )
     .bind(r.org_id)
     .bind(r.customer_id)
@@ -95,7 +95,8 @@ pub struct DealUpdate<'a> {
 
 pub async fn update(tx: &mut Tx, org_id: i64, id: i64, u: &DealUpdate<'_>) -> sqlx::Result<()> {
     run!(tx, |c| sqlx::query(
-        "UPDATE deals SET title = $3, amount_fen = $4, stage = $5, probability = $6,
+        "UPDATE deals SET stage_entered_at = CASE WHEN stage = $5 THEN stage_entered_at ELSE $12 END,
+                title = $3, amount_fen = $4, stage = $5, probability = $6,
                 expected_close = $7, status = $8, lost_reason = $9, closed_at = $10, owner_id = $11,
                 updated_at = $12
          WHERE org_id = $1 AND id = $2"

@@ -11,14 +11,18 @@ use super::Tx;
 use crate::crm::DealStatus;
 use crate::run;
 
-/// `$owner` is in scope; see the module comment.
-macro_rules! in_scope {
+/// The whole org: no owner filter (the binds stay referenced so both variants bind alike).
+macro_rules! org_wide {
     ($owner:literal) => {
-        concat!(
-            "((CAST($2 AS BIGINT) IS NULL AND CAST($3 AS BIGINT) IS NULL) OR ",
-            $owner,
-            " IN (SELECT id FROM users WHERE org_id = $1 AND (team_id = $2 OR id = $3)))"
-        )
+        "(CAST($2 AS BIGINT) IS NULL AND CAST($3 AS BIGINT) IS NULL)"
+    };
+}
+
+/// `$owner` is one of the team's users or the user: an AND-ed `IN`, so the planner can walk the
+/// owner indexes from the scope's few users instead of scanning the org.
+macro_rules! in_team {
+    ($owner:literal) => {
+        concat!($owner, " IN (SELECT id FROM users WHERE org_id = $1 AND (team_id = $2 OR id = $3))")
     };
 }
 
@@ -27,6 +31,12 @@ macro_rules! in_scope {
 pub struct ScopeIds {
     pub team_id: Option<i64>,
     pub user_id: Option<i64>,
+}
+
+impl ScopeIds {
+    pub fn is_org(&self) -> bool {
+        self.team_id.is_none() && self.user_id.is_none()
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -46,24 +56,30 @@ pub async fn activity_by_user(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<ActivityAgg>> {
-    run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT user_id,
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
+                "SELECT user_id,
                 SUM(CASE WHEN kind IN ('visit', 'meeting') THEN 1 ELSE 0 END) AS visits,
                 SUM(CASE WHEN kind = 'call' THEN 1 ELSE 0 END) AS calls,
                 SUM(CASE WHEN kind IN ('visit', 'meeting', 'call') THEN 0 ELSE 1 END) AS other,
                 COUNT(DISTINCT customer_id) AS customers
          FROM activities
          WHERE org_id = $1 AND occurred_at >= $4 AND occurred_at < $5 AND ",
-        in_scope!("user_id"),
-        " GROUP BY user_id ORDER BY user_id"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(c)
-    .await)
+                $scope!("user_id"),
+                " GROUP BY user_id ORDER BY user_id"
+            )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    run!(tx, |c| sqlx::query_as(sql)
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(c)
+        .await)
 }
 
 /// Distinct customers touched by anyone in scope (two reps on one customer count it once).
@@ -74,18 +90,24 @@ pub async fn customers_touched(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<i64> {
-    run!(tx, |c| sqlx::query_scalar(concat!(
-        "SELECT COUNT(DISTINCT customer_id) FROM activities
-         WHERE org_id = $1 AND occurred_at >= $4 AND occurred_at < $5 AND ",
-        in_scope!("user_id")
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(from)
-    .bind(to)
-    .fetch_one(c)
-    .await)
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
+                "SELECT COUNT(DISTINCT customer_id) FROM activities
+                 WHERE org_id = $1 AND occurred_at >= $4 AND occurred_at < $5 AND ",
+                $scope!("user_id")
+            )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    run!(tx, |c| sqlx::query_scalar(sql)
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(c)
+        .await)
 }
 
 /// New customers per owner in `[from, to)`.
@@ -96,19 +118,25 @@ pub async fn new_customers_by_owner(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<(Option<i64>, i64)>> {
-    run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT owner_id, COUNT(*) FROM customers
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
+                "SELECT owner_id, COUNT(*) FROM customers
          WHERE org_id = $1 AND created_at >= $4 AND created_at < $5 AND ",
-        in_scope!("owner_id"),
-        " GROUP BY owner_id ORDER BY owner_id"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(c)
-    .await)
+                $scope!("owner_id"),
+                " GROUP BY owner_id ORDER BY owner_id"
+            )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    run!(tx, |c| sqlx::query_as(sql)
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(c)
+        .await)
 }
 
 /// One lead count: `what` is new, assigned, contacted, contacted_in_sla or converted.
@@ -129,39 +157,45 @@ pub async fn leads(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<LeadAgg>> {
-    run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT 'new' AS what, owner_id, COALESCE(source, '') AS source, COUNT(*) AS n FROM leads
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
+                "SELECT 'new' AS what, owner_id, COALESCE(source, '') AS source, COUNT(*) AS n FROM leads
          WHERE org_id = $1 AND created_at >= $4 AND created_at < $5 AND ",
-        in_scope!("owner_id"),
-        " GROUP BY owner_id, COALESCE(source, '')
+                $scope!("owner_id"),
+                " GROUP BY owner_id, COALESCE(source, '')
          UNION ALL
          SELECT 'assigned', owner_id, '', COUNT(*) FROM leads
          WHERE org_id = $1 AND assigned_at >= $4 AND assigned_at < $5 AND owner_id IS NOT NULL AND ",
-        in_scope!("owner_id"),
-        " GROUP BY owner_id
+                $scope!("owner_id"),
+                " GROUP BY owner_id
          UNION ALL
          SELECT 'contacted', owner_id, '', COUNT(*) FROM leads
          WHERE org_id = $1 AND contacted_at >= $4 AND contacted_at < $5 AND ",
-        in_scope!("owner_id"),
-        " GROUP BY owner_id
+                $scope!("owner_id"),
+                " GROUP BY owner_id
          UNION ALL
          SELECT 'contacted_in_sla', owner_id, '', COUNT(*) FROM leads
          WHERE org_id = $1 AND contacted_at >= $4 AND contacted_at < $5 AND sla_stage = 0 AND ",
-        in_scope!("owner_id"),
-        " GROUP BY owner_id
+                $scope!("owner_id"),
+                " GROUP BY owner_id
          UNION ALL
          SELECT 'converted', owner_id, COALESCE(source, ''), COUNT(*) FROM leads
          WHERE org_id = $1 AND converted_at >= $4 AND converted_at < $5 AND ",
-        in_scope!("owner_id"),
-        " GROUP BY owner_id, COALESCE(source, '')"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(c)
-    .await)
+                $scope!("owner_id"),
+                " GROUP BY owner_id, COALESCE(source, '')"
+            )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    run!(tx, |c| sqlx::query_as(sql)
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(c)
+        .await)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -174,18 +208,19 @@ pub struct StageAgg {
 
 /// Open deals now, per stage: count, amount and amount × probability.
 pub async fn open_by_stage(tx: &mut Tx, org_id: i64, s: ScopeIds) -> sqlx::Result<Vec<StageAgg>> {
-    run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT stage, COUNT(*) AS n, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS amount_fen,
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
+                "SELECT stage, COUNT(*) AS n, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS amount_fen,
                 CAST(COALESCE(SUM(amount_fen * probability / 100), 0) AS BIGINT) AS weighted_fen
          FROM deals WHERE org_id = $1 AND status = 'open' AND ",
-        in_scope!("owner_id"),
-        " GROUP BY stage ORDER BY stage"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .fetch_all(c)
-    .await)
+                $scope!("owner_id"),
+                " GROUP BY stage ORDER BY stage"
+            )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    run!(tx, |c| sqlx::query_as(sql).bind(org_id).bind(s.team_id).bind(s.user_id).fetch_all(c).await)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -209,8 +244,10 @@ pub async fn stage_moves(
     to: DateTime<Utc>,
     limit: i64,
 ) -> sqlx::Result<(Vec<MoveRow>, i64)> {
-    let rows: Vec<Counted<MoveRow>> = run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT h.deal_id, d.owner_id, d.title, d.amount_fen, h.from_stage, h.to_stage, h.moved_at,
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
+                "SELECT h.deal_id, d.owner_id, d.title, d.amount_fen, h.from_stage, h.to_stage, h.moved_at,
                 COUNT(*) OVER () AS total
          FROM deal_stage_history h
          JOIN deals d ON d.id = h.deal_id
@@ -218,17 +255,21 @@ pub async fn stage_moves(
          JOIN stages sf ON sf.org_id = h.org_id AND sf.key = h.from_stage
          WHERE h.org_id = $1 AND h.moved_at >= $4 AND h.moved_at < $5
            AND st.outcome = 'open' AND sf.outcome = 'open' AND ",
-        in_scope!("d.owner_id"),
-        " ORDER BY h.moved_at DESC, h.id DESC LIMIT $6"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(from)
-    .bind(to)
-    .bind(limit)
-    .fetch_all(c)
-    .await)?;
+                $scope!("d.owner_id"),
+                " ORDER BY h.moved_at DESC, h.id DESC LIMIT $6"
+            )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    let rows: Vec<Counted<MoveRow>> = run!(tx, |c| sqlx::query_as(sql)
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+        .fetch_all(c)
+        .await)?;
     Ok(split_counted(rows))
 }
 
@@ -252,21 +293,27 @@ pub async fn closed(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<ClosedRow>> {
-    run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT d.id, d.owner_id, d.title, c.name AS customer_name, d.amount_fen, d.status,
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
+                "SELECT d.id, d.owner_id, d.title, c.name AS customer_name, d.amount_fen, d.status,
                 d.lost_reason, d.closed_at
          FROM deals d JOIN customers c ON c.id = d.customer_id
          WHERE d.org_id = $1 AND d.status IN ('won', 'lost') AND d.closed_at >= $4 AND d.closed_at < $5 AND ",
-        in_scope!("d.owner_id"),
-        " ORDER BY d.amount_fen DESC, d.id"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(c)
-    .await)
+                $scope!("d.owner_id"),
+                " ORDER BY d.amount_fen DESC, d.id"
+            )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    run!(tx, |c| sqlx::query_as(sql)
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(c)
+        .await)
 }
 
 /// How far the deals with stage history in `[from, to)` got: (highest open-stage position
@@ -279,11 +326,14 @@ pub async fn funnel_reach(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<(i64, i64, i64)>> {
-    run!(tx, |c| sqlx::query_as(concat!(
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
         "WITH cohort AS (
-             SELECT DISTINCT h.deal_id FROM deal_stage_history h
-             WHERE h.org_id = $1 AND h.moved_at >= $4 AND h.moved_at < $5
-         ),
+             SELECT DISTINCT h.deal_id FROM deal_stage_history h JOIN deals d ON d.id = h.deal_id
+             WHERE h.org_id = $1 AND h.moved_at >= $4 AND h.moved_at < $5 AND ",
+        $scope!("d.owner_id"),
+        "),
          reach AS (
              SELECT h.deal_id,
                     MAX(CASE WHEN st.outcome = 'won' THEN 1000000
@@ -293,18 +343,20 @@ pub async fn funnel_reach(
              JOIN stages st ON st.org_id = h.org_id AND st.key = h.to_stage
              GROUP BY h.deal_id
          )
-         SELECT reach.top, COUNT(*), CAST(SUM(d.amount_fen) AS BIGINT) FROM reach JOIN deals d ON d.id = reach.deal_id
-         WHERE ",
-        in_scope!("d.owner_id"),
+         SELECT reach.top, COUNT(*), CAST(SUM(d.amount_fen) AS BIGINT) FROM reach JOIN deals d ON d.id = reach.deal_id",
         " GROUP BY reach.top ORDER BY reach.top"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(c)
-    .await)
+    )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    run!(tx, |c| sqlx::query_as(sql)
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(c)
+        .await)
 }
 
 /// The reach [`funnel_reach`] gives a won deal: past every open stage.
@@ -328,25 +380,28 @@ pub async fn dwell(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<DwellAgg>> {
-    // The same query but for the difference of two timestamps in seconds.
+    // One query per dialect (the difference of two timestamps in seconds) and per scope shape.
+    // The cohort is narrowed to the scope first, so a team's funnel reads only its deals' history.
     macro_rules! dwell_sql {
-        ($secs:literal) => {
+        ($secs:literal, $scope:ident) => {
             concat!(
-                "WITH stays AS (
+                "WITH cohort AS (
+                     SELECT DISTINCT h.deal_id FROM deal_stage_history h JOIN deals d ON d.id = h.deal_id
+                     WHERE h.org_id = $1 AND h.moved_at >= $4 AND h.moved_at < $5 AND ",
+                $scope!("d.owner_id"),
+                "),
+                 stays AS (
                      SELECT h.deal_id, h.to_stage AS stage, h.moved_at AS entered,
                             LEAD(h.moved_at) OVER (PARTITION BY h.deal_id ORDER BY h.moved_at, h.id) AS left_at
-                     FROM deal_stage_history h
-                     WHERE h.org_id = $1 AND h.deal_id IN (
-                         SELECT deal_id FROM deal_stage_history WHERE org_id = $1 AND moved_at >= $4 AND moved_at < $5)
+                     FROM deal_stage_history h JOIN cohort ON cohort.deal_id = h.deal_id
                  ),
                  per_deal AS (
-                     SELECT stays.deal_id, stays.stage, SUM(",
+                     SELECT deal_id, stage, SUM(",
                 $secs,
                 ") AS secs
-                     FROM stays JOIN deals d ON d.id = stays.deal_id
-                     WHERE stays.left_at IS NOT NULL AND stays.left_at >= $4 AND stays.left_at < $5 AND ",
-                in_scope!("d.owner_id"),
-                " GROUP BY stays.deal_id, stays.stage
+                     FROM stays
+                     WHERE left_at IS NOT NULL AND left_at >= $4 AND left_at < $5
+                     GROUP BY deal_id, stage
                  ),
                  ranked AS (
                      SELECT stage, secs,
@@ -363,7 +418,12 @@ pub async fn dwell(
     }
     match tx {
         Tx::Sqlite(t) => {
-            sqlx::query_as(dwell_sql!("(julianday(stays.left_at) - julianday(stays.entered)) * 86400.0"))
+            let sql: &'static str = if s.is_org() {
+                dwell_sql!("(julianday(left_at) - julianday(entered)) * 86400.0", org_wide)
+            } else {
+                dwell_sql!("(julianday(left_at) - julianday(entered)) * 86400.0", in_team)
+            };
+            sqlx::query_as(sql)
                 .bind(org_id)
                 .bind(s.team_id)
                 .bind(s.user_id)
@@ -373,7 +433,12 @@ pub async fn dwell(
                 .await
         }
         Tx::Postgres(t) => {
-            sqlx::query_as(dwell_sql!("EXTRACT(EPOCH FROM (stays.left_at - stays.entered))"))
+            let sql: &'static str = if s.is_org() {
+                dwell_sql!("EXTRACT(EPOCH FROM (left_at - entered))", org_wide)
+            } else {
+                dwell_sql!("EXTRACT(EPOCH FROM (left_at - entered))", in_team)
+            };
+            sqlx::query_as(sql)
                 .bind(org_id)
                 .bind(s.team_id)
                 .bind(s.user_id)
@@ -403,24 +468,30 @@ pub async fn forecast_open(
     s: ScopeIds,
     months: [NaiveDate; 3],
 ) -> sqlx::Result<Vec<ForecastAgg>> {
-    run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT owner_id, CAST(CASE WHEN expected_close < $5 THEN 0 ELSE 1 END AS BIGINT) AS bucket,
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
+                "SELECT owner_id, CAST(CASE WHEN expected_close < $5 THEN 0 ELSE 1 END AS BIGINT) AS bucket,
                 CAST(SUM(amount_fen) AS BIGINT) AS open_fen,
                 CAST(SUM(amount_fen * probability / 100) AS BIGINT) AS weighted_fen,
                 COUNT(*) AS deals
          FROM deals
          WHERE org_id = $1 AND status = 'open' AND expected_close >= $4 AND expected_close < $6 AND ",
-        in_scope!("owner_id"),
-        " GROUP BY owner_id, 2 ORDER BY owner_id"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(months[0])
-    .bind(months[1])
-    .bind(months[2])
-    .fetch_all(c)
-    .await)
+                $scope!("owner_id"),
+                " GROUP BY owner_id, 2 ORDER BY owner_id"
+            )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    run!(tx, |c| sqlx::query_as(sql)
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(months[0])
+        .bind(months[1])
+        .bind(months[2])
+        .fetch_all(c)
+        .await)
 }
 
 /// Won amounts per owner in `[from, to)`.
@@ -431,19 +502,25 @@ pub async fn won_by_owner(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<(i64, i64)>> {
-    run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT owner_id, CAST(SUM(amount_fen) AS BIGINT) FROM deals
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
+                "SELECT owner_id, CAST(SUM(amount_fen) AS BIGINT) FROM deals
          WHERE org_id = $1 AND status = 'won' AND closed_at >= $4 AND closed_at < $5 AND ",
-        in_scope!("owner_id"),
-        " GROUP BY owner_id ORDER BY owner_id"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(c)
-    .await)
+                $scope!("owner_id"),
+                " GROUP BY owner_id ORDER BY owner_id"
+            )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    run!(tx, |c| sqlx::query_as(sql)
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(c)
+        .await)
 }
 
 /// Monthly targets (`YYYY-MM`) of the users in scope: (user, month, amount).
@@ -453,19 +530,25 @@ pub async fn targets(
     s: ScopeIds,
     months: &[String; 2],
 ) -> sqlx::Result<Vec<(i64, String, i64)>> {
-    run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT user_id, month, amount_fen FROM sales_targets
+    macro_rules! sql {
+        ($scope:ident) => {
+            concat!(
+                "SELECT user_id, month, amount_fen FROM sales_targets
          WHERE org_id = $1 AND month IN ($4, $5) AND ",
-        in_scope!("user_id"),
-        " ORDER BY user_id, month"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(&months[0])
-    .bind(&months[1])
-    .fetch_all(c)
-    .await)
+                $scope!("user_id"),
+                " ORDER BY user_id, month"
+            )
+        };
+    }
+    let sql: &'static str = if s.is_org() { sql!(org_wide) } else { sql!(in_team) };
+    run!(tx, |c| sqlx::query_as(sql)
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(&months[0])
+        .bind(&months[1])
+        .fetch_all(c)
+        .await)
 }
 
 /// Sets (or with `None` clears) a user's target for a month.
@@ -532,6 +615,29 @@ pub struct RiskRow {
     pub stage: Option<String>,
 }
 
+/// Risk lists come as a total and the first `limit` rows, each from its own query: the count
+/// reads only an index, and the list stops after `limit` rows in index order (a window count
+/// would fetch every matching row first).
+macro_rules! total_and_rows {
+    ($tx:expr, $s:expr, $count:ident, $list:ident, |$q:ident| $bind:expr) => {{
+        let (count, list): (&'static str, &'static str) =
+            if $s.is_org() { ($count!(org_wide), $list!(org_wide)) } else { ($count!(in_team), $list!(in_team)) };
+        let total: i64 = run!(&mut *$tx, |c| {
+            let $q = sqlx::query_scalar(count);
+            $bind.fetch_one(c).await
+        })?;
+        let rows: Vec<RiskRow> = if total == 0 {
+            Vec::new()
+        } else {
+            run!(&mut *$tx, |c| {
+                let $q = sqlx::query_as(list);
+                $bind.fetch_all(c).await
+            })?
+        };
+        Ok((rows, total))
+    }};
+}
+
 /// Open tasks past due: the oldest `limit`, and how many in all.
 pub async fn overdue_tasks(
     tx: &mut Tx,
@@ -540,22 +646,28 @@ pub async fn overdue_tasks(
     now: DateTime<Utc>,
     limit: i64,
 ) -> sqlx::Result<(Vec<RiskRow>, i64)> {
-    let rows: Vec<Counted<RiskRow>> = run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT t.id, t.owner_id, t.title, c.name AS customer_name, t.due_at AS at, CAST(NULL AS TEXT) AS stage,
-                COUNT(*) OVER () AS total
-         FROM tasks t LEFT JOIN customers c ON c.id = t.customer_id
-         WHERE t.org_id = $1 AND t.status = 'open' AND t.due_at < $4 AND ",
-        in_scope!("t.owner_id"),
-        " ORDER BY t.due_at, t.id LIMIT $5"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(c)
-    .await)?;
-    Ok(split_counted(rows))
+    macro_rules! count {
+        ($scope:ident) => {
+            concat!(
+                "SELECT COUNT(*) FROM tasks t WHERE t.org_id = $1 AND t.status = 'open' AND t.due_at < $4 AND ",
+                $scope!("t.owner_id"),
+                " AND $5 > 0"
+            )
+        };
+    }
+    macro_rules! list {
+        ($scope:ident) => {
+            concat!(
+                "SELECT t.id, t.owner_id, t.title, c.name AS customer_name, t.due_at AS at,
+                        CAST(NULL AS TEXT) AS stage
+                 FROM tasks t LEFT JOIN customers c ON c.id = t.customer_id
+                 WHERE t.org_id = $1 AND t.status = 'open' AND t.due_at < $4 AND ",
+                $scope!("t.owner_id"),
+                " ORDER BY t.due_at, t.id LIMIT $5"
+            )
+        };
+    }
+    total_and_rows!(tx, s, count, list, |q| q.bind(org_id).bind(s.team_id).bind(s.user_id).bind(now).bind(limit))
 }
 
 /// Customers of `grade` not contacted since `before` (never contacted: since created), the
@@ -568,23 +680,35 @@ pub async fn quiet_customers(
     before: DateTime<Utc>,
     limit: i64,
 ) -> sqlx::Result<(Vec<RiskRow>, i64)> {
-    let rows: Vec<Counted<RiskRow>> = run!(tx, |c| sqlx::query_as(concat!(
-        "SELECT id, owner_id, name AS title, CAST(NULL AS TEXT) AS customer_name,
-                COALESCE(last_contacted_at, created_at) AS at, CAST(NULL AS TEXT) AS stage, COUNT(*) OVER () AS total
-         FROM customers
-         WHERE org_id = $1 AND grade = $4 AND COALESCE(last_contacted_at, created_at) < $5 AND ",
-        in_scope!("owner_id"),
-        " ORDER BY COALESCE(last_contacted_at, created_at), id LIMIT $6"
-    ))
-    .bind(org_id)
-    .bind(s.team_id)
-    .bind(s.user_id)
-    .bind(grade)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(c)
-    .await)?;
-    Ok(split_counted(rows))
+    macro_rules! count {
+        ($scope:ident) => {
+            concat!(
+                "SELECT COUNT(*) FROM customers
+                 WHERE org_id = $1 AND grade = $4 AND COALESCE(last_contacted_at, created_at) < $5 AND ",
+                $scope!("owner_id"),
+                " AND $6 > 0"
+            )
+        };
+    }
+    macro_rules! list {
+        ($scope:ident) => {
+            concat!(
+                "SELECT id, owner_id, name AS title, CAST(NULL AS TEXT) AS customer_name,
+                        COALESCE(last_contacted_at, created_at) AS at, CAST(NULL AS TEXT) AS stage
+                 FROM customers
+                 WHERE org_id = $1 AND grade = $4 AND COALESCE(last_contacted_at, created_at) < $5 AND ",
+                $scope!("owner_id"),
+                " ORDER BY COALESCE(last_contacted_at, created_at), id LIMIT $6"
+            )
+        };
+    }
+    total_and_rows!(tx, s, count, list, |q| q
+        .bind(org_id)
+        .bind(s.team_id)
+        .bind(s.user_id)
+        .bind(grade)
+        .bind(before)
+        .bind(limit))
 }
 
 /// Open deals in a stage since before that stage's limit (`budgets`: stage key → entered before
@@ -601,7 +725,7 @@ pub async fn stuck_deals(
     }
     // One bound (stage, instant) pair per stage with a limit.
     macro_rules! build {
-        ($db:ty) => {{
+        ($db:ty, $select:literal, $tail:expr) => {{
             let mut qb = sqlx::QueryBuilder::<$db>::new("WITH budget (stage, before) AS (VALUES ");
             let mut first = true;
             for (stage, before) in budgets {
@@ -611,38 +735,57 @@ pub async fn stuck_deals(
                 first = false;
                 qb.push("(").push_bind(stage.clone()).push(", ").push_bind(*before).push(")");
             }
-            qb.push(
-                "), entered AS (
-                     SELECT d.id, d.owner_id, d.title, d.stage, c.name AS customer_name,
-                            COALESCE((SELECT MAX(h.moved_at) FROM deal_stage_history h
-                                      WHERE h.deal_id = d.id AND h.to_stage = d.stage), d.created_at) AS entered_at
-                     FROM deals d JOIN customers c ON c.id = d.customer_id
-                     WHERE d.org_id = ",
-            )
-            .push_bind(org_id)
-            .push(" AND d.status = 'open' AND ((CAST(")
-            .push_bind(s.team_id)
-            .push(" AS BIGINT) IS NULL AND CAST(")
-            .push_bind(s.user_id)
-            .push(" AS BIGINT) IS NULL) OR d.owner_id IN (SELECT id FROM users WHERE team_id = ")
-            .push_bind(s.team_id)
-            .push(" OR id = ")
-            .push_bind(s.user_id)
-            .push(
-                "))
-                 )
-                 SELECT e.id, e.owner_id, e.title, e.customer_name, e.entered_at AS at, e.stage, COUNT(*) OVER () AS total
-                 FROM entered e JOIN budget b ON b.stage = e.stage
-                 WHERE e.entered_at < b.before
-                 ORDER BY e.entered_at, e.id LIMIT ",
-            )
-            .push_bind(limit);
+            qb.push(") ").push($select).push(" FROM deals d JOIN budget b ON b.stage = d.stage ");
+            if $select != "SELECT COUNT(*)" {
+                qb.push("JOIN customers c ON c.id = d.customer_id ");
+            }
+            qb.push("WHERE d.org_id = ");
+            qb.push_bind(org_id).push(" AND d.status = 'open' AND d.stage_entered_at < b.before");
+            if !s.is_org() {
+                qb.push(" AND d.owner_id IN (SELECT id FROM users WHERE team_id = ")
+                    .push_bind(s.team_id)
+                    .push(" OR id = ")
+                    .push_bind(s.user_id)
+                    .push(")");
+            }
+            $tail(&mut qb);
             qb
         }};
     }
-    let rows: Vec<Counted<RiskRow>> = match tx {
-        Tx::Sqlite(t) => build!(sqlx::Sqlite).build_query_as().fetch_all(&mut **t).await?,
-        Tx::Postgres(t) => build!(sqlx::Postgres).build_query_as().fetch_all(&mut **t).await?,
-    };
-    Ok(split_counted(rows))
+    match tx {
+        Tx::Sqlite(t) => {
+            let total: i64 = build!(sqlx::Sqlite, "SELECT COUNT(*)", |_: &mut sqlx::QueryBuilder<sqlx::Sqlite>| {})
+                .build_query_scalar()
+                .fetch_one(&mut **t)
+                .await?;
+            let rows = build!(
+                sqlx::Sqlite,
+                "SELECT d.id, d.owner_id, d.title, c.name AS customer_name, d.stage_entered_at AS at, d.stage",
+                |qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>| {
+                    qb.push(" ORDER BY d.stage_entered_at, d.id LIMIT ").push_bind(limit);
+                }
+            )
+            .build_query_as()
+            .fetch_all(&mut **t)
+            .await?;
+            Ok((rows, total))
+        }
+        Tx::Postgres(t) => {
+            let total: i64 = build!(sqlx::Postgres, "SELECT COUNT(*)", |_: &mut sqlx::QueryBuilder<sqlx::Postgres>| {})
+                .build_query_scalar()
+                .fetch_one(&mut **t)
+                .await?;
+            let rows = build!(
+                sqlx::Postgres,
+                "SELECT d.id, d.owner_id, d.title, c.name AS customer_name, d.stage_entered_at AS at, d.stage",
+                |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
+                    qb.push(" ORDER BY d.stage_entered_at, d.id LIMIT ").push_bind(limit);
+                }
+            )
+            .build_query_as()
+            .fetch_all(&mut **t)
+            .await?;
+            Ok((rows, total))
+        }
+    }
 }
