@@ -67,6 +67,10 @@ pub struct Settings {
     pub log_level: String,
     /// WeCom (企业微信) apps and callback settings.
     pub wecom: WecomSettings,
+    /// DingTalk (钉钉) apps: robot and event callbacks, work notifications, group robots.
+    pub dingtalk: crate::platform::dingtalk::DingtalkSettings,
+    /// Feishu / Lark (飞书) apps: event callbacks, messages, custom bots.
+    pub feishu: crate::platform::feishu::FeishuSettings,
     /// Reminders, quiet hours, working days, cron jobs and the outbox.
     pub schedule: crate::schedule::ScheduleSettings,
 }
@@ -158,6 +162,8 @@ impl Default for Settings {
             undo_window_minutes: 10,
             log_format: "pretty".into(),
             log_level: "info".into(),
+            dingtalk: Default::default(),
+            feishu: Default::default(),
             wecom: WecomSettings::default(),
             schedule: crate::schedule::ScheduleSettings::default(),
         }

@@ -28,6 +28,10 @@ pub enum StartupError {
     #[error("{0}")]
     Wecom(#[from] crate::platform::wecom::SetupError),
     #[error("{0}")]
+    Dingtalk(#[from] crate::platform::dingtalk::SetupError),
+    #[error("{0}")]
+    Feishu(#[from] crate::platform::feishu::SetupError),
+    #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("seeding the demo org failed: {0}")]
     Demo(#[from] crate::crm::CrmError),
@@ -63,6 +67,8 @@ impl Application {
             crate::report::ReportOptions::from(&settings.schedule),
         );
         let wecom = crate::platform::wecom::Apps::from_settings(&settings.wecom)?;
+        let dingtalk = crate::platform::dingtalk::Apps::from_settings(&settings.dingtalk)?;
+        let feishu = crate::platform::feishu::Apps::from_settings(&settings.feishu)?;
         let background = if settings.schedule.enabled {
             let plan = settings.schedule_plan()?;
             let instance = if settings.schedule.instance_id.is_empty() {
@@ -74,7 +80,8 @@ impl Application {
                 db.clone(),
                 clock.clone(),
                 &instance,
-                Senders::from_wecom(&wecom, &settings.wecom.api_base, std::time::Duration::from_secs(10)),
+                Senders::from_wecom(&wecom, &settings.wecom.api_base, std::time::Duration::from_secs(10))
+                    .with_pushers(&dingtalk, &feishu),
                 plan.dispatch.clone(),
             );
             let scheduler = Scheduler::new(db.clone(), clock.clone(), Arc::new(plan), Arc::new(routes), &instance)
@@ -95,7 +102,7 @@ impl Application {
             );
             None
         };
-        let state = AppState { db, bot, clock, settings: Arc::new(settings), wecom };
+        let state = AppState { db, bot, clock, settings: Arc::new(settings), wecom, dingtalk, feishu };
         Ok(Self { listener, state, background })
     }
 

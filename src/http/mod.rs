@@ -2,7 +2,9 @@
 
 pub mod api_v1;
 mod console;
+mod dingtalk;
 mod error;
+mod feishu;
 mod outbox;
 mod wecom;
 
@@ -36,6 +38,8 @@ pub struct AppState {
     pub clock: Clock,
     pub settings: Arc<Settings>,
     pub wecom: crate::platform::wecom::Apps,
+    pub dingtalk: crate::platform::dingtalk::Apps,
+    pub feishu: crate::platform::feishu::Apps,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -51,7 +55,7 @@ pub fn router(state: AppState) -> Router {
             "console and outbox API not served: they have no login and `listen` is not a loopback address (set console_allow_remote = true to serve them anyway)"
         );
     }
-    app = app.merge(wecom::router());
+    app = app.merge(wecom::router()).merge(dingtalk::router()).merge(feishu::router());
     // The JSON API has its own login (per-org bearer tokens): served wherever the server listens.
     app = app.merge(api_v1::router());
     // Outermost first: request id, trace (its span carries the id), panic guard, timeout, body limit.

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::OutMessage;
 use crate::clock::Clock;
 use crate::platform::wecom::client::{ErrorClass, Message, PushError, RobotClient, RobotMessage, WecomClient};
-use crate::platform::{console, wecom};
+use crate::platform::{PushFailure, console, dingtalk, feishu, wecom};
 use crate::store::outbox::OutboxRow;
 use crate::store::{self, Db, Tx};
 
@@ -60,12 +60,35 @@ pub struct Senders {
     wecom: HashMap<String, WecomClient>,
     /// The robot client and the API base its webhook URLs start with.
     robot: Option<(RobotClient, String)>,
+    dingtalk: HashMap<String, dingtalk::Pusher>,
+    feishu: HashMap<String, feishu::Pusher>,
 }
 
 impl Senders {
     pub fn from_wecom(apps: &wecom::Apps, api_base: &str, timeout: Duration) -> Self {
         let robot = RobotClient::new(timeout).ok().map(|c| (c, api_base.trim_end_matches('/').to_string()));
-        Self { wecom: apps.iter().map(|app| (app.cfg.name.clone(), app.client.clone())).collect(), robot }
+        Self {
+            wecom: apps.iter().map(|app| (app.cfg.name.clone(), app.client.clone())).collect(),
+            robot,
+            ..Default::default()
+        }
+    }
+
+    /// Adds the DingTalk and Feishu apps' push clients.
+    pub fn with_pushers(mut self, dingtalk: &dingtalk::Apps, feishu: &feishu::Apps) -> Self {
+        self.dingtalk.extend(dingtalk.pushers());
+        self.feishu.extend(feishu.pushers());
+        self
+    }
+
+    pub fn with_dingtalk(mut self, app: &str, pusher: dingtalk::Pusher) -> Self {
+        self.dingtalk.insert(app.to_string(), pusher);
+        self
+    }
+
+    pub fn with_feishu(mut self, app: &str, pusher: feishu::Pusher) -> Self {
+        self.feishu.insert(app.to_string(), pusher);
+        self
     }
 
     pub fn with_wecom(mut self, app: &str, client: WecomClient) -> Self {
@@ -87,6 +110,18 @@ fn limits(platform: &str) -> &'static [(i64, usize)] {
         WECOM_ROBOT => &[(60, 20)],
         _ => &[],
     }
+}
+
+/// Why a send task failed: the WeCom client's own errors, or another platform's.
+enum Failed {
+    Wecom(PushError),
+    Other(PushFailure),
+}
+
+/// A DingTalk or Feishu push client.
+enum Pushers {
+    Dingtalk(dingtalk::Pusher),
+    Feishu(feishu::Pusher),
 }
 
 /// How one attempt ended.
@@ -285,7 +320,7 @@ impl Dispatcher {
                     let (to, limit) = (row.recipient.clone(), limit.clone());
                     handles.push(Ok(tokio::spawn(async move {
                         let _permit = limit.acquire_owned().await;
-                        client.send(&to, &wecom_message(&message)).await
+                        client.send(&to, &wecom_message(&message)).await.map(|_| ()).map_err(Failed::Wecom)
                     })));
                 }
                 WECOM_ROBOT => {
@@ -298,7 +333,28 @@ impl Dispatcher {
                     handles.push(Ok(tokio::spawn(async move {
                         let _permit = limit.acquire_owned().await;
                         let url = format!("{base}/cgi-bin/webhook/send?key={key}");
-                        client.send(&url, &msg).await.map(|()| Default::default())
+                        client.send(&url, &msg).await.map_err(Failed::Wecom)
+                    })));
+                }
+                dingtalk::PLATFORM | feishu::PLATFORM => {
+                    let pusher = if row.platform == dingtalk::PLATFORM {
+                        self.senders.dingtalk.get(&row.app).cloned().map(Pushers::Dingtalk)
+                    } else {
+                        self.senders.feishu.get(&row.app).cloned().map(Pushers::Feishu)
+                    };
+                    let Some(pusher) = pusher else {
+                        handles
+                            .push(Err(Outcome::Fatal(format!("no {} app `{}` is configured", row.platform, row.app))));
+                        continue;
+                    };
+                    let (to, limit) = (row.recipient.clone(), limit.clone());
+                    handles.push(Ok(tokio::spawn(async move {
+                        let _permit = limit.acquire_owned().await;
+                        let sent = match pusher {
+                            Pushers::Dingtalk(p) => p.deliver(&to, &message).await,
+                            Pushers::Feishu(p) => p.deliver(&to, &message).await,
+                        };
+                        sent.map_err(Failed::Other)
                     })));
                 }
                 other => handles.push(Err(Outcome::Fatal(format!("unknown platform `{other}`")))),
@@ -310,7 +366,11 @@ impl Dispatcher {
                 Err(outcome) => outcome,
                 Ok(join) => match join.await {
                     Ok(Ok(_)) => Outcome::Sent,
-                    Ok(Err(e)) => push_outcome(&e),
+                    Ok(Err(Failed::Wecom(e))) => push_outcome(&e),
+                    Ok(Err(Failed::Other(PushFailure::Retry { error, after }))) => {
+                        Outcome::Retry { error, after, attempted: true }
+                    }
+                    Ok(Err(Failed::Other(PushFailure::Fatal(e)))) => Outcome::Fatal(e),
                     Err(e) => Outcome::Retry { error: format!("send task failed: {e}"), after: None, attempted: true },
                 },
             });

@@ -11,7 +11,7 @@ pub mod dispatch;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::platform::{console, wecom};
+use crate::platform::{console, dingtalk, feishu, wecom};
 use crate::store::outbox::NewOutboxRow;
 use crate::store::{self, Tx};
 
@@ -123,15 +123,32 @@ pub struct Target {
 pub struct Routes {
     /// (app name, corp id) of each WeCom app.
     wecom: Vec<(String, String)>,
+    /// (app name, corp id) of each DingTalk and Feishu app.
+    dingtalk: Vec<(String, String)>,
+    feishu: Vec<(String, String)>,
 }
 
 impl Routes {
     pub fn from_settings(s: &crate::config::Settings) -> Self {
-        Self { wecom: s.wecom.apps.iter().map(|a| (a.name.clone(), a.corp_id.clone())).collect() }
+        Self {
+            wecom: s.wecom.apps.iter().map(|a| (a.name.clone(), a.corp_id.clone())).collect(),
+            dingtalk: s.dingtalk.apps.iter().map(|a| (a.name.clone(), a.corp_id.clone())).collect(),
+            feishu: s.feishu.apps.iter().map(|a| (a.name.clone(), a.corp_id.clone())).collect(),
+        }
     }
 
     pub fn with_wecom_app(mut self, name: &str, corp_id: &str) -> Self {
         self.wecom.push((name.to_string(), corp_id.to_string()));
+        self
+    }
+
+    pub fn with_dingtalk_app(mut self, name: &str, corp_id: &str) -> Self {
+        self.dingtalk.push((name.to_string(), corp_id.to_string()));
+        self
+    }
+
+    pub fn with_feishu_app(mut self, name: &str, corp_id: &str) -> Self {
+        self.feishu.push((name.to_string(), corp_id.to_string()));
         self
     }
 
@@ -163,14 +180,14 @@ impl Routes {
 
     fn pick<'a>(&self, user_id: i64, identities: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> Target {
         for (platform, corp_id, platform_user_id) in identities {
-            if platform == wecom::PLATFORM
-                && let Some((app, _)) = self.wecom.iter().find(|(_, corp)| corp == corp_id)
-            {
-                return Target {
-                    platform: wecom::PLATFORM.into(),
-                    app: app.clone(),
-                    recipient: platform_user_id.to_string(),
-                };
+            let apps = match platform {
+                wecom::PLATFORM => &self.wecom,
+                dingtalk::PLATFORM => &self.dingtalk,
+                feishu::PLATFORM => &self.feishu,
+                _ => continue,
+            };
+            if let Some((app, _)) = apps.iter().find(|(_, corp)| corp == corp_id) {
+                return Target { platform: platform.into(), app: app.clone(), recipient: platform_user_id.to_string() };
             }
         }
         Target { platform: console::PLATFORM.into(), app: String::new(), recipient: user_id.to_string() }

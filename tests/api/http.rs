@@ -431,7 +431,15 @@ mod oneshot_router {
     fn state(db: Db, settings: Settings) -> chatcrm::http::AppState {
         let clock = Clock::fixed(t0());
         let bot = chatcrm::bot::Bot::new(db.clone(), clock.clone());
-        chatcrm::http::AppState { db, bot, clock, settings: Arc::new(settings), wecom: Default::default() }
+        chatcrm::http::AppState {
+            db,
+            bot,
+            clock,
+            settings: Arc::new(settings),
+            wecom: Default::default(),
+            dingtalk: Default::default(),
+            feishu: Default::default(),
+        }
     }
 
     async fn body_json(res: axum::response::Response) -> Value {
