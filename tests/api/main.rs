@@ -13,6 +13,8 @@ mod crm_customers;
 mod crm_deals;
 mod crm_leads_tasks;
 mod demo;
+mod dingtalk;
+mod feishu;
 mod http;
 mod import;
 mod inbox;

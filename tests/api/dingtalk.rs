@@ -1,0 +1,1 @@
+//! dingtalk end to end: placeholder until the adapter lands (issue 8).

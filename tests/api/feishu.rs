@@ -1,0 +1,1 @@
+//! feishu end to end: placeholder until the adapter lands (issue 8).
