@@ -159,15 +159,21 @@ impl Delivery {
             Ok(_) => true,
             Err(state) => state == PASSIVE,
         };
-        (passive, crate::platform::wecom::client::split_for_limit(text, self.passive_max_bytes))
+        (passive, crate::platform::wecom::client::split_for_limit(&self.dialect(text), self.passive_max_bytes))
     }
 
     /// The first part of a reply, as the passive answer carries it.
     pub fn passive_part(&self, text: &str) -> String {
-        crate::platform::wecom::client::split_for_limit(text, self.passive_max_bytes)
+        crate::platform::wecom::client::split_for_limit(&self.dialect(text), self.passive_max_bytes)
             .into_iter()
             .next()
             .unwrap_or_default()
+    }
+
+    /// The reply in the target's form: WeCom app replies and pushes are plain text, where the
+    /// bot's `**bold**` would show as asterisks.
+    fn dialect(&self, text: &str) -> String {
+        if self.target.platform == crate::platform::wecom::PLATFORM { text.replace("**", "") } else { text.to_string() }
     }
 }
 

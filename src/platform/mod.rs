@@ -4,6 +4,7 @@
 pub mod console;
 pub mod dingtalk;
 pub mod feishu;
+pub mod markdown;
 pub mod wecom;
 
 /// Why a push did not go through, as the outbox needs it: try again (not before `after` when

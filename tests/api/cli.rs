@@ -379,3 +379,28 @@ fn bench_parse_prints_figures() {
     assert!(v["messages_per_second"].as_f64().is_some_and(|n| n > 0.0), "{v}");
     assert_eq!(v["adversarial_max_bytes"], 262_144);
 }
+
+#[test]
+fn report_prints_digests_and_draws_the_funnel() {
+    let cli = Cli::with_db();
+    cli.ok(&["demo"]);
+    let out = cli.ok(&["report", "digest", "hanmeimei", "--weekly", "--dialect", "wecom"]);
+    assert!(out.stdout.starts_with("### 团队周报"), "{}", out.stdout);
+    assert!(out.stdout.contains("**成员**") && out.stdout.contains("漏斗（近 90 天"), "{}", out.stdout);
+    let out = cli.ok(&["report", "digest", "lilei", "--en"]);
+    assert!(out.stdout.contains("My daily digest"), "{}", out.stdout);
+    let out = cli.ok(&["report", "digest", "lilei", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["scope"], "own", "{v}");
+    let out = cli.fails(&["report", "digest", "nobody"], &[]);
+    assert!(out.stderr.contains("nobody"), "{}", out.stderr);
+    let out = cli.fails(&["report", "digest", "lilei", "--dialect", "slack"], &[]);
+    assert!(out.stderr.contains("unknown dialect `slack`"), "{}", out.stderr);
+
+    let png = cli.path("funnel.png");
+    let out = cli.ok(&["report", "funnel", "--png", png.to_str().expect("utf-8 path")]);
+    assert!(out.stdout.contains("全公司漏斗") && out.stdout.contains("wrote"), "{}", out.stdout);
+    let bytes = std::fs::read(&png).expect("png written");
+    let reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().expect("a PNG");
+    assert!(reader.info().width >= 400, "{}", reader.info().width);
+}
