@@ -16,6 +16,7 @@
 
 pub mod auth;
 mod leads;
+mod records;
 mod rules;
 
 use std::collections::HashMap;
@@ -49,6 +50,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/leads/{id}/assign", post(leads::assign_lead))
         .route("/api/v1/rules", get(rules::list_rules).post(rules::create_rule))
         .route("/api/v1/rules/{id}", axum::routing::delete(rules::delete_rule))
+        .route("/api/v1/customers", get(records::list_customers))
+        .route("/api/v1/customers/{id}", get(records::get_customer))
+        .route("/api/v1/deals", get(records::list_deals))
+        .route("/api/v1/deals/{id}", get(records::get_deal))
+        .route("/api/v1/activities", get(records::list_activities).post(records::create_activity))
+        .route("/api/v1/tasks", get(records::list_tasks))
+        .route("/api/v1/tasks/{id}/complete", post(records::complete_task))
+        .route("/api/v1/users", get(records::list_users))
+        .route("/api/v1/teams", get(records::list_teams))
 }
 
 /// The error body of every endpoint.
@@ -234,7 +244,9 @@ impl Modify for BearerAuth {
     info(
         title = "chatcrm JSON API",
         version = "1",
-        description = "Leads and assignment rules of one org. Authenticate with `Authorization: Bearer <token>` \
+        description = "Leads, assignment rules, customers, deals, activities, tasks and users of one org. \
+                       An org token acts as the org; a user token (`--user`) with that user's permissions, as in chat. \
+                       Lists page by `cursor` (the `next_cursor` of the previous page). Authenticate with `Authorization: Bearer <token>` \
                        (a token made by `chatcrm tokens create --org ORG --name NAME`). Errors are \
                        `{\"code\": \"...\", \"message\": \"...\"}`."
     ),
@@ -246,6 +258,16 @@ impl Modify for BearerAuth {
         rules::list_rules,
         rules::create_rule,
         rules::delete_rule,
+        records::list_customers,
+        records::get_customer,
+        records::list_deals,
+        records::get_deal,
+        records::list_activities,
+        records::create_activity,
+        records::list_tasks,
+        records::complete_task,
+        records::list_users,
+        records::list_teams,
         openapi_json
     ),
     components(schemas(ErrorBody)),
@@ -254,6 +276,11 @@ impl Modify for BearerAuth {
     tags(
         (name = "leads", description = "Lead intake, reading and assignment"),
         (name = "rules", description = "Lead assignment rules, in order of priority"),
+        (name = "customers", description = "Customers with their contacts and tags"),
+        (name = "deals", description = "Deals with their stage history"),
+        (name = "activities", description = "Visits, calls and other contacts"),
+        (name = "tasks", description = "Follow-ups and reminders"),
+        (name = "users", description = "Users and teams of the org"),
         (name = "meta", description = "This document")
     )
 )]

@@ -131,7 +131,7 @@ pub fn assemble(d: Dialect, header: &str, sections: Vec<Section>) -> Vec<String>
     let n = chunks.len();
     if n > 1 {
         for (i, c) in chunks.iter_mut().enumerate().skip(1) {
-            *c = format!("{}{}{c}", d.bold(&format!("{header} ({}/{n})", i + 1).trim()), d.section_sep());
+            *c = format!("{}{}{c}", d.bold(format!("{header} ({}/{n})", i + 1).trim()), d.section_sep());
         }
     }
     chunks

@@ -93,3 +93,34 @@ pub async fn set_location(tx: &mut Tx, id: i64, location: &str) -> sqlx::Result<
         .await
         .map(|_| ()))
 }
+
+/// API filters for activities.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    pub customer_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub kind: Option<ActivityKind>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Activities on the customers the actor may see.
+pub async fn page(tx: &mut Tx, page: &super::Page, f: &ActivityFilter) -> sqlx::Result<Vec<Activity>> {
+    crate::api_page!(tx, Activity, concat!(activity_select!(), "WHERE a.org_id = "), "c.owner_id", "a.id", page, |qb| {
+        if let Some(c) = f.customer_id {
+            qb.push(" AND a.customer_id = ").push_bind(c);
+        }
+        if let Some(u) = f.user_id {
+            qb.push(" AND a.user_id = ").push_bind(u);
+        }
+        if let Some(kind) = f.kind {
+            qb.push(" AND a.kind = ").push_bind(kind.as_str());
+        }
+        if let Some(since) = f.since {
+            qb.push(" AND a.occurred_at >= ").push_bind(since);
+        }
+        if let Some(until) = f.until {
+            qb.push(" AND a.occurred_at < ").push_bind(until);
+        }
+    })
+}

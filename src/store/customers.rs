@@ -218,3 +218,34 @@ pub async fn contacts(tx: &mut Tx, customer_id: i64) -> sqlx::Result<Vec<Contact
     .fetch_all(c)
     .await)
 }
+
+/// API filters for customers.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerFilter {
+    pub owner_id: Option<i64>,
+    pub grade: Option<String>,
+    pub tag: Option<String>,
+    /// Part of the name.
+    pub name: Option<String>,
+}
+
+pub async fn page(tx: &mut Tx, page: &super::Page, f: &CustomerFilter) -> sqlx::Result<Vec<Customer>> {
+    crate::api_page!(tx, Customer, concat!(customer_select!(), "WHERE c.org_id = "), "c.owner_id", "c.id", page, |qb| {
+        if let Some(owner) = f.owner_id {
+            qb.push(" AND c.owner_id = ").push_bind(owner);
+        }
+        if let Some(grade) = &f.grade {
+            qb.push(" AND c.grade = ").push_bind(grade.clone());
+        }
+        if let Some(tag) = &f.tag {
+            qb.push(" AND EXISTS (SELECT 1 FROM customer_tags t WHERE t.customer_id = c.id AND t.tag = ")
+                .push_bind(tag.clone())
+                .push(")");
+        }
+        if let Some(name) = &f.name {
+            // A substring of the name, LIKE metacharacters taken literally.
+            let pattern = format!("%{}%", name.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            qb.push(" AND c.name LIKE ").push_bind(pattern).push(" ESCAPE '\\'");
+        }
+    })
+}

@@ -151,3 +151,29 @@ pub async fn history(tx: &mut Tx, deal_id: i64) -> sqlx::Result<Vec<StageMove>> 
     .fetch_all(c)
     .await)
 }
+
+/// API filters for deals.
+#[derive(Debug, Clone, Default)]
+pub struct DealFilter {
+    pub owner_id: Option<i64>,
+    pub customer_id: Option<i64>,
+    pub status: Option<DealStatus>,
+    pub stage: Option<String>,
+}
+
+pub async fn page(tx: &mut Tx, page: &super::Page, f: &DealFilter) -> sqlx::Result<Vec<Deal>> {
+    crate::api_page!(tx, Deal, concat!(deal_select!(), "WHERE d.org_id = "), "d.owner_id", "d.id", page, |qb| {
+        if let Some(owner) = f.owner_id {
+            qb.push(" AND d.owner_id = ").push_bind(owner);
+        }
+        if let Some(c) = f.customer_id {
+            qb.push(" AND d.customer_id = ").push_bind(c);
+        }
+        if let Some(status) = f.status {
+            qb.push(" AND d.status = ").push_bind(status.as_str());
+        }
+        if let Some(stage) = &f.stage {
+            qb.push(" AND d.stage = ").push_bind(stage.clone());
+        }
+    })
+}

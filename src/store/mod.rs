@@ -220,3 +220,59 @@ pub async fn savepoint(tx: &mut Tx, action: Savepoint) -> Result<(), sqlx::Error
     };
     crate::run!(tx, |c| sqlx::query(sql).execute(c).await.map(|_| ()))
 }
+
+/// One page of an API listing, newest first (or oldest first), after an id cursor.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Whose records: the same rule as `Actor::can_access`.
+    pub actor: crate::crm::Actor,
+    /// Only ids after this one in the listing's order.
+    pub after: Option<i64>,
+    /// Rows to return (callers ask for one more to know whether another page follows).
+    pub limit: i64,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
+}
+
+/// Runs an API listing: `$select` ends in `WHERE <alias>.org_id = ` (the org is bound next), then
+/// the actor's scope on `$owner` (reps their own, managers their team's, their own and unowned
+/// ones, admins all), the filters `$filters` pushes (each starting with ` AND `, values bound),
+/// the cursor on `$id`, the order and the limit. Every value is a bound parameter.
+#[macro_export]
+macro_rules! api_page {
+    ($tx:expr, $row:ty, $select:expr, $owner:literal, $id:literal, $page:expr, |$qb:ident| $filters:block) => {{
+        macro_rules! build {
+            ($db:ty) => {{
+                let page: &$crate::store::Page = $page;
+                let mut $qb = sqlx::QueryBuilder::<$db>::new($select);
+                $qb.push_bind(page.actor.org_id);
+                match (page.actor.role, page.actor.user_id) {
+                    ($crate::crm::Role::Admin, _) | (_, None) => {}
+                    ($crate::crm::Role::Manager, Some(me)) => {
+                        $qb.push(concat!(" AND (", $owner, " IS NULL OR ", $owner, " = "))
+                            .push_bind(me)
+                            .push(concat!(" OR ", $owner, " IN (SELECT id FROM users WHERE team_id = "))
+                            .push_bind(page.actor.team_id)
+                            .push("))");
+                    }
+                    ($crate::crm::Role::Rep, Some(me)) => {
+                        $qb.push(concat!(" AND ", $owner, " = ")).push_bind(me);
+                    }
+                }
+                $filters
+                if let Some(after) = page.after {
+                    $qb.push(if page.oldest_first { concat!(" AND ", $id, " > ") } else { concat!(" AND ", $id, " < ") })
+                        .push_bind(after);
+                }
+                $qb.push(if page.oldest_first { concat!(" ORDER BY ", $id, " ASC") } else { concat!(" ORDER BY ", $id, " DESC") });
+                $qb.push(" LIMIT ").push_bind(page.limit);
+                $qb
+            }};
+        }
+        let rows: sqlx::Result<Vec<$row>> = match $tx {
+            $crate::store::Tx::Sqlite(t) => build!(sqlx::Sqlite).build_query_as().fetch_all(&mut **t).await,
+            $crate::store::Tx::Postgres(t) => build!(sqlx::Postgres).build_query_as().fetch_all(&mut **t).await,
+        };
+        rows
+    }};
+}

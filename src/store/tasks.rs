@@ -101,3 +101,25 @@ pub async fn set_status(
     .await
     .map(|_| ()))
 }
+
+/// API filters for tasks.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub owner_id: Option<i64>,
+    pub status: Option<TaskStatus>,
+    pub due_before: Option<DateTime<Utc>>,
+}
+
+pub async fn page(tx: &mut Tx, page: &super::Page, f: &TaskFilter) -> sqlx::Result<Vec<Task>> {
+    crate::api_page!(tx, Task, concat!(task_select!(), "WHERE t.org_id = "), "t.owner_id", "t.id", page, |qb| {
+        if let Some(owner) = f.owner_id {
+            qb.push(" AND t.owner_id = ").push_bind(owner);
+        }
+        if let Some(status) = f.status {
+            qb.push(" AND t.status = ").push_bind(status.as_str());
+        }
+        if let Some(before) = f.due_before {
+            qb.push(" AND t.due_at < ").push_bind(before);
+        }
+    })
+}

@@ -18,13 +18,15 @@ pub struct ApiTokenRow {
     pub prefix: String,
     /// `full` or `intake`.
     pub scope: String,
+    /// The user the token acts as; `None`: the org (admin rights).
+    pub user_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! token_select {
     () => {
-        "SELECT t.id, t.org_id, o.name AS org_name, t.name, t.prefix, t.scope, t.created_at, t.revoked_at
+        "SELECT t.id, t.org_id, o.name AS org_name, t.name, t.prefix, t.scope, t.user_id, t.created_at, t.revoked_at
          FROM api_tokens t JOIN orgs o ON o.id = t.org_id "
     };
 }
@@ -36,13 +38,14 @@ pub struct NewTokenRow<'a> {
     /// Hex SHA-256 of the whole token.
     pub token_hash: &'a str,
     pub scope: &'a str,
+    pub user_id: Option<i64>,
     pub now: DateTime<Utc>,
 }
 
 pub async fn insert(tx: &mut Tx, r: &NewTokenRow<'_>) -> sqlx::Result<i64> {
     run!(tx, |c| sqlx::query_scalar(
-        "INSERT INTO api_tokens (org_id, name, prefix, token_hash, scope, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
+        "INSERT INTO api_tokens (org_id, name, prefix, token_hash, scope, created_at, user_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"
     )
     .bind(r.org_id)
     .bind(r.name)
@@ -50,6 +53,7 @@ pub async fn insert(tx: &mut Tx, r: &NewTokenRow<'_>) -> sqlx::Result<i64> {
     .bind(r.token_hash)
     .bind(r.scope)
     .bind(r.now)
+    .bind(r.user_id)
     .fetch_one(c)
     .await)
 }

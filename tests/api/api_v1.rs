@@ -522,6 +522,15 @@ async fn openapi_document_lists_the_paths() {
         ("/api/v1/leads/{id}/assign", &["post"]),
         ("/api/v1/rules", &["get", "post"]),
         ("/api/v1/rules/{id}", &["delete"]),
+        ("/api/v1/customers", &["get"]),
+        ("/api/v1/customers/{id}", &["get"]),
+        ("/api/v1/deals", &["get"]),
+        ("/api/v1/deals/{id}", &["get"]),
+        ("/api/v1/activities", &["get", "post"]),
+        ("/api/v1/tasks", &["get"]),
+        ("/api/v1/tasks/{id}/complete", &["post"]),
+        ("/api/v1/users", &["get"]),
+        ("/api/v1/teams", &["get"]),
         ("/api/v1/openapi.json", &["get"]),
     ] {
         let item = paths.get(path).unwrap_or_else(|| panic!("{path} missing from {:?}", paths.keys()));
@@ -536,7 +545,21 @@ async fn openapi_document_lists_the_paths() {
         assert!(post["responses"].get(status).is_some(), "POST /api/v1/leads {status}");
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer", "{}", doc["components"]);
-    for schema in ["LeadIn", "LeadOut", "IntakeOut", "RuleIn", "RuleOut", "ErrorBody"] {
+    for schema in [
+        "LeadIn",
+        "LeadOut",
+        "IntakeOut",
+        "RuleIn",
+        "RuleOut",
+        "ErrorBody",
+        "CustomerList",
+        "CustomerOut",
+        "DealOut",
+        "ActivityIn",
+        "Activity",
+        "TaskList",
+        "UserList",
+    ] {
         assert!(doc["components"]["schemas"].get(schema).is_some(), "schema {schema}");
     }
     // Unknown paths under /api/v1 keep the JSON error shape.

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod api_records;
 mod api_v1;
 mod audit;
 mod bot;

@@ -78,6 +78,19 @@ pub async fn create_token(
     via: Via,
     now: DateTime<Utc>,
 ) -> crm::Result<(ApiTokenRow, String)> {
+    create_token_for(tx, org_id, None, name, scope, via, now).await
+}
+
+/// Like [`create_token`], for a token that acts as `user_id` (with that user's role) when given.
+pub async fn create_token_for(
+    tx: &mut Tx,
+    org_id: i64,
+    user_id: Option<i64>,
+    name: &str,
+    scope: Scope,
+    via: Via,
+    now: DateTime<Utc>,
+) -> crm::Result<(ApiTokenRow, String)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(crm::CrmError::Invalid(crm::text(
@@ -94,6 +107,7 @@ pub async fn create_token(
             prefix: &token[..SHOWN_CHARS],
             token_hash: &hash_token(&token),
             scope: scope.as_str(),
+            user_id,
             now,
         },
     )
@@ -123,12 +137,14 @@ pub struct ApiCaller {
     pub token_name: String,
     pub org_id: i64,
     pub scope: Scope,
+    /// Who the token acts as: the org (admin rights) or one user (their role's).
+    pub actor: Actor,
 }
 
 impl ApiCaller {
-    /// The context of a change made through the API: the org's system actor.
+    /// The context of a change made through the API: the org's system actor, or the token's user.
     pub fn ctx(&self, now: DateTime<Utc>) -> Ctx {
-        Ctx::new(Actor::system(self.org_id), Via::Api, now)
+        Ctx::new(self.actor.clone(), Via::Api, now)
     }
 
     /// Refuses intake-only tokens (403).
@@ -157,13 +173,25 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// Looks a token up; `None` for an unknown or revoked one.
 pub async fn authenticate(db: &Db, token: &str) -> sqlx::Result<Option<ApiCaller>> {
     let mut tx = db.begin_read().await?;
-    let row = tokens::active_by_hash(&mut tx, &hash_token(token)).await?;
+    let Some(r) = tokens::active_by_hash(&mut tx, &hash_token(token)).await? else {
+        tx.commit().await?;
+        return Ok(None);
+    };
+    // A user token acts with the user's current role and team; a deactivated user's token is dead.
+    let actor = match r.user_id {
+        None => Some(Actor::system(r.org_id)),
+        Some(id) => match crate::store::users::by_id(&mut tx, r.org_id, id).await? {
+            Some(u) if u.active => Some(Actor::of(&u)),
+            _ => None,
+        },
+    };
     tx.commit().await?;
-    Ok(row.map(|r| ApiCaller {
+    Ok(actor.map(|actor| ApiCaller {
         token_id: r.id,
         token_name: r.name,
         org_id: r.org_id,
         scope: r.scope.parse().unwrap_or(Scope::Intake),
+        actor,
     }))
 }
 

@@ -394,6 +394,11 @@ pub async fn list_leads(
         Some(who) => Some(user_ref(&mut tx, caller.org_id, &who).await?.id),
         None => None,
     };
+    // A rep's token lists the rep's own leads, as chat does.
+    let owner_id = match (caller.actor.role, caller.actor.user_id) {
+        (crm::Role::Rep, Some(me)) => Some(me),
+        _ => owner_id,
+    };
     let filter =
         LeadFilter { org_id: caller.org_id, status, owner_id, source: blank(q.source), region: blank(q.region) };
     let total = count_leads(&mut tx, &filter).await?;
