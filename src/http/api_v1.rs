@@ -50,12 +50,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/leads/{id}/assign", post(leads::assign_lead))
         .route("/api/v1/rules", get(rules::list_rules).post(rules::create_rule))
         .route("/api/v1/rules/{id}", axum::routing::delete(rules::delete_rule))
-        .route("/api/v1/customers", get(records::list_customers))
-        .route("/api/v1/customers/{id}", get(records::get_customer))
-        .route("/api/v1/deals", get(records::list_deals))
-        .route("/api/v1/deals/{id}", get(records::get_deal))
+        .route("/api/v1/customers", get(records::list_customers).post(records::create_customer))
+        .route("/api/v1/customers/{id}", get(records::get_customer).patch(records::update_customer))
+        .route("/api/v1/deals", get(records::list_deals).post(records::create_deal))
+        .route("/api/v1/deals/{id}", get(records::get_deal).patch(records::update_deal))
         .route("/api/v1/activities", get(records::list_activities).post(records::create_activity))
-        .route("/api/v1/tasks", get(records::list_tasks))
+        .route("/api/v1/tasks", get(records::list_tasks).post(records::create_task))
         .route("/api/v1/tasks/{id}/complete", post(records::complete_task))
         .route("/api/v1/users", get(records::list_users))
         .route("/api/v1/teams", get(records::list_teams))
@@ -259,9 +259,14 @@ impl Modify for BearerAuth {
         rules::create_rule,
         rules::delete_rule,
         records::list_customers,
+        records::create_customer,
         records::get_customer,
+        records::update_customer,
         records::list_deals,
+        records::create_deal,
         records::get_deal,
+        records::update_deal,
+        records::create_task,
         records::list_activities,
         records::create_activity,
         records::list_tasks,

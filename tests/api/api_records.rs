@@ -11,7 +11,11 @@ use chatcrm::http::api_v1::{Scope, auth};
 use chatcrm::store::Db;
 use serde_json::{Value, json};
 
-both_backends!(records_follow_the_chat_permissions, paging_is_stable_and_bad_input_is_4xx);
+both_backends!(
+    records_follow_the_chat_permissions,
+    paging_is_stable_and_bad_input_is_4xx,
+    writes_follow_the_chat_rules
+);
 
 async fn token_for(db: &Db, org_id: i64, user: Option<i64>) -> String {
     let mut tx = db.begin().await.expect("begin");
@@ -215,5 +219,82 @@ async fn paging_is_stable_and_bad_input_is_4xx(db: Db) {
     assert!(r.status == 400 || r.status == 415, "{}", r.body);
     assert_eq!(w.count("activities").await, before, "nothing written");
     s.send(s.client.get(s.url("/api/v1/customers"))).await.assert_error(401, "unauthorized");
+    s.stop().await;
+}
+
+async fn patch(s: &Server, token: &str, path: &str, body: &Value) -> Resp {
+    s.send(s.client.patch(s.url(path)).bearer_auth(token).json(body)).await
+}
+
+async fn writes_follow_the_chat_rules(db: Db) {
+    let f = fixture(db.clone()).await;
+    let w = &f.w;
+    let s = Server::start(settings(), db.clone()).await;
+    let rep = token_for(&db, w.org.id, Some(w.r1.id)).await;
+    let manager = token_for(&db, w.org.id, Some(w.ma.id)).await;
+
+    let c =
+        post(&s, &rep, "/api/v1/customers", &json!({"name": "潍柴动力股份有限公司", "grade": "b", "tags": ["重点"]}))
+            .await;
+    assert_eq!(c.status, 201, "{}", c.body);
+    let cid = c.json()["id"].as_i64().expect("id");
+    assert_eq!((c.json()["grade"].as_str(), c.json()["owner_id"].as_i64()), (Some("B"), Some(w.r1.id)));
+    post(&s, &rep, "/api/v1/customers", &json!({"name": "潍柴动力"})).await.assert_error(409, "conflict");
+    let r = post(&s, &rep, "/api/v1/customers", &json!({"name": "别人的", "owner": "r2"})).await;
+    assert_eq!(r.status, 403, "a rep cannot give a customer away: {}", r.body);
+    let r = post(&s, &manager, "/api/v1/customers", &json!({"name": "经理建的", "owner": "r2"})).await;
+    assert_eq!((r.status, r.json()["owner_id"].as_i64()), (201, Some(w.r2.id)), "{}", r.body);
+
+    let r = patch(
+        &s,
+        &rep,
+        &format!("/api/v1/customers/{cid}"),
+        &json!({"grade": "A", "add_tags": ["华东"], "remove_tags": ["重点"]}),
+    )
+    .await;
+    assert_eq!((r.status, r.json()["grade"].as_str()), (200, Some("A")), "{}", r.body);
+    let tags = get(&s, &rep, &format!("/api/v1/customers/{cid}")).await.json()["tags"].clone();
+    assert_eq!(tags, json!(["华东"]));
+    patch(&s, &rep, &format!("/api/v1/customers/{}", f.r2s), &json!({"grade": "A"}))
+        .await
+        .assert_error(403, "forbidden");
+
+    let d = post(
+        &s,
+        &rep,
+        "/api/v1/deals",
+        &json!({"customer_id": cid, "title": "发动机线", "amount_fen": 50_000_000, "stage": "proposal"}),
+    )
+    .await;
+    assert_eq!(d.status, 201, "{}", d.body);
+    let did = d.json()["id"].as_i64().expect("id");
+    let r =
+        patch(&s, &rep, &format!("/api/v1/deals/{did}"), &json!({"stage": "negotiation", "amount_fen": 60_000_000}))
+            .await;
+    assert_eq!(
+        (r.json()["stage"].as_str(), r.json()["amount_fen"].as_i64()),
+        (Some("negotiation"), Some(60_000_000)),
+        "{}",
+        r.body
+    );
+    let r = patch(&s, &rep, &format!("/api/v1/deals/{did}"), &json!({"status": "lost", "lost_reason": "price"})).await;
+    assert_eq!(
+        (r.json()["status"].as_str(), r.json()["lost_reason"].as_str()),
+        (Some("lost"), Some("price")),
+        "{}",
+        r.body
+    );
+    patch(&s, &rep, &format!("/api/v1/deals/{did}"), &json!({"stage": "proposal"})).await.assert_error(400, "invalid");
+    patch(&s, &rep, &format!("/api/v1/deals/{did}"), &json!({"status": "maybe"})).await.assert_error(400, "bad_status");
+    let history = get(&s, &rep, &format!("/api/v1/deals/{did}")).await.json()["history"].clone();
+    assert_eq!(history.as_array().map(Vec::len), Some(3), "{history}");
+
+    let due = (t0() + chrono::Duration::days(1)).to_rfc3339();
+    let t = post(&s, &rep, "/api/v1/tasks", &json!({"title": "回访潍柴", "due_at": due, "customer_id": cid})).await;
+    assert_eq!((t.status, t.json()["owner_id"].as_i64()), (201, Some(w.r1.id)), "{}", t.body);
+    let r = post(&s, &manager, "/api/v1/tasks", &json!({"title": "给 r3 的", "due_at": due, "owner": "r3"})).await;
+    assert_eq!(r.status, 403, "team A's manager cannot task team B: {}", r.body);
+    let r = post(&s, &rep, "/api/v1/tasks", &json!({"title": "x", "due_at": "tomorrow"})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
     s.stop().await;
 }

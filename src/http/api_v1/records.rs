@@ -497,3 +497,304 @@ pub async fn list_teams(State(state): State<AppState>, caller: ApiCaller) -> Res
     tx.commit().await?;
     Ok(Json(TeamList { teams }))
 }
+
+/// A customer to create.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerIn {
+    #[schema(example = "海尔智家股份有限公司")]
+    pub name: String,
+    pub industry: Option<String>,
+    pub region: Option<String>,
+    pub source: Option<String>,
+    /// `A`, `B` or `C`.
+    pub grade: Option<String>,
+    /// Handle or name of the owner (managers and admins; default: the token's user).
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A change to a customer: fields given are set, tags added or removed.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPatchIn {
+    pub industry: Option<String>,
+    pub region: Option<String>,
+    pub source: Option<String>,
+    pub grade: Option<String>,
+    /// Handle or name of the new owner (managers and admins).
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub add_tags: Vec<String>,
+    #[serde(default)]
+    pub remove_tags: Vec<String>,
+}
+
+fn grade_of(g: &Option<String>) -> Result<Option<crm::Grade>, V1Error> {
+    match blank(g) {
+        Some(g) => g.to_uppercase().parse::<crm::Grade>().map(Some).map_err(|e| V1Error::bad_request("bad_grade", e)),
+        None => Ok(None),
+    }
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, V1Error> {
+    b.map(|Json(b)| b).map_err(|e| V1Error::bad_request("bad_body", e.body_text()))
+}
+
+/// Create a customer (a duplicate name is a 409 naming the existing one).
+#[utoipa::path(
+    post,
+    path = "/api/v1/customers",
+    tag = "customers",
+    request_body = CustomerIn,
+    responses(
+        (status = 201, description = "Created", body = Customer),
+        (status = 400, description = "Malformed or invalid body", body = ErrorBody),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "A rep naming another owner, or an intake-only token", body = ErrorBody),
+        (status = 409, description = "A customer with that name exists", body = ErrorBody)
+    )
+)]
+pub async fn create_customer(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    b: Result<Json<CustomerIn>, JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<Customer>), V1Error> {
+    caller.require_full()?;
+    let b = body(b)?;
+    let grade = grade_of(&b.grade)?;
+    let ctx = caller.ctx(state.clock.now());
+    let c = in_tx!(state.db, |tx| async {
+        let owner_id = owner_filter(&mut tx, caller.org_id, &b.owner).await?;
+        let new = crm::customers::NewCustomer {
+            name: b.name.clone(),
+            industry: b.industry.clone(),
+            region: b.region.clone(),
+            source: b.source.clone(),
+            grade,
+            owner_id,
+            tags: b.tags.clone(),
+        };
+        Ok::<_, V1Error>(crm::customers::create_customer(&mut tx, &ctx, new).await?)
+    }
+    .await)?;
+    Ok((axum::http::StatusCode::CREATED, Json(c)))
+}
+
+/// Change a customer.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/customers/{id}",
+    tag = "customers",
+    params(("id" = i64, Path, description = "Customer id")),
+    request_body = CustomerPatchIn,
+    responses(
+        (status = 200, description = "The customer after the change", body = Customer),
+        (status = 400, description = "Malformed or invalid body", body = ErrorBody),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Not this caller's customer, or an intake-only token", body = ErrorBody),
+        (status = 404, description = "No such customer in this org", body = ErrorBody)
+    )
+)]
+pub async fn update_customer(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    id: Result<axum::extract::Path<i64>, PathRejection>,
+    b: Result<Json<CustomerPatchIn>, JsonRejection>,
+) -> Result<Json<Customer>, V1Error> {
+    caller.require_full()?;
+    let id = path_id(id)?;
+    let b = body(b)?;
+    let grade = grade_of(&b.grade)?;
+    let ctx = caller.ctx(state.clock.now());
+    let c = in_tx!(state.db, |tx| async {
+        let owner_id = owner_filter(&mut tx, caller.org_id, &b.owner).await?;
+        let patch = crm::customers::CustomerPatch {
+            industry: b.industry.clone(),
+            region: b.region.clone(),
+            source: b.source.clone(),
+            grade,
+            owner_id,
+            add_tags: b.add_tags.clone(),
+            remove_tags: b.remove_tags.clone(),
+        };
+        Ok::<_, V1Error>(crm::customers::update_customer(&mut tx, &ctx, id, patch).await?)
+    }
+    .await)?;
+    Ok(Json(c))
+}
+
+/// A deal to create.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DealIn {
+    pub customer_id: i64,
+    #[schema(example = "二期产线升级")]
+    pub title: String,
+    /// In 分 (1 元 = 100).
+    #[schema(example = 12000000)]
+    pub amount_fen: i64,
+    /// An open stage key or name; default the first stage.
+    pub stage: Option<String>,
+    pub expected_close: Option<chrono::NaiveDate>,
+}
+
+/// A change to an open deal; to win or lose it, `status`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DealPatchIn {
+    pub title: Option<String>,
+    pub amount_fen: Option<i64>,
+    /// An open stage key or name.
+    pub stage: Option<String>,
+    pub expected_close: Option<chrono::NaiveDate>,
+    /// `won` or `lost` closes the deal.
+    pub status: Option<String>,
+    /// For a lost deal, e.g. `price`, `competitor`.
+    pub lost_reason: Option<String>,
+}
+
+/// Create a deal on a customer the caller may see.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deals",
+    tag = "deals",
+    request_body = DealIn,
+    responses(
+        (status = 201, description = "Created", body = Deal),
+        (status = 400, description = "Malformed or invalid body", body = ErrorBody),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Not this caller's customer, or an intake-only token", body = ErrorBody),
+        (status = 404, description = "No such customer", body = ErrorBody)
+    )
+)]
+pub async fn create_deal(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    b: Result<Json<DealIn>, JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<Deal>), V1Error> {
+    caller.require_full()?;
+    let b = body(b)?;
+    let ctx = caller.ctx(state.clock.now());
+    let new = crm::deals::NewDeal {
+        customer_id: b.customer_id,
+        title: b.title,
+        amount_fen: b.amount_fen,
+        stage: b.stage,
+        expected_close: b.expected_close,
+        owner_id: None,
+    };
+    let d = in_tx!(state.db, |tx| crm::deals::create_deal(&mut tx, &ctx, new.clone()).await.map_err(V1Error::from))?;
+    Ok((axum::http::StatusCode::CREATED, Json(d)))
+}
+
+/// Change a deal: fields, stage, or close it.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/deals/{id}",
+    tag = "deals",
+    params(("id" = i64, Path, description = "Deal id")),
+    request_body = DealPatchIn,
+    responses(
+        (status = 200, description = "The deal after the change", body = Deal),
+        (status = 400, description = "Malformed or invalid body, or a closed deal", body = ErrorBody),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Not this caller's deal, or an intake-only token", body = ErrorBody),
+        (status = 404, description = "No such deal in this org", body = ErrorBody)
+    )
+)]
+pub async fn update_deal(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    id: Result<axum::extract::Path<i64>, PathRejection>,
+    b: Result<Json<DealPatchIn>, JsonRejection>,
+) -> Result<Json<Deal>, V1Error> {
+    caller.require_full()?;
+    let id = path_id(id)?;
+    let b = body(b)?;
+    let close = match blank(&b.status).as_deref() {
+        None | Some("open") => None,
+        Some("won") => Some(true),
+        Some("lost") => Some(false),
+        Some(other) => {
+            return Err(V1Error::bad_request(
+                "bad_status",
+                format!("status `{other}`: use won or lost to close a deal"),
+            ));
+        }
+    };
+    let reason = parse::<crm::LostReason>("bad_lost_reason", &b.lost_reason)?;
+    let ctx = caller.ctx(state.clock.now());
+    let patch = crm::deals::DealPatch {
+        title: b.title.clone(),
+        amount_fen: b.amount_fen,
+        stage: b.stage.clone(),
+        expected_close: b.expected_close,
+    };
+    let changes_fields = patch.title.is_some() || patch.stage.is_some() || patch.expected_close.is_some();
+    let d = in_tx!(state.db, |tx| async {
+        let mut d = crm::deals::get_deal(&mut tx, &ctx, id).await?;
+        if changes_fields || (close.is_none() && patch.amount_fen.is_some()) {
+            d = crm::deals::update_deal(&mut tx, &ctx, id, patch.clone()).await?;
+        }
+        if let Some(won) = close {
+            let amount = if changes_fields { None } else { patch.amount_fen };
+            d = crm::deals::close_deal(&mut tx, &ctx, id, won, amount, reason).await?;
+        }
+        Ok::<_, V1Error>(d)
+    }
+    .await)?;
+    Ok(Json(d))
+}
+
+/// A task to create.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskIn {
+    #[schema(example = "给海尔打电话确认报价")]
+    pub title: String,
+    /// RFC 3339; the owner is reminded then.
+    pub due_at: DateTime<Utc>,
+    /// Handle or name (managers and admins); default the token's user.
+    pub owner: Option<String>,
+    pub customer_id: Option<i64>,
+    pub deal_id: Option<i64>,
+}
+
+/// Create a task (with its reminder).
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    request_body = TaskIn,
+    responses(
+        (status = 201, description = "Created", body = Task),
+        (status = 400, description = "Malformed or invalid body", body = ErrorBody),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Not allowed for that owner, or an intake-only token", body = ErrorBody)
+    )
+)]
+pub async fn create_task(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    b: Result<Json<TaskIn>, JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<Task>), V1Error> {
+    caller.require_full()?;
+    let b = body(b)?;
+    let ctx = caller.ctx(state.clock.now());
+    let t = in_tx!(state.db, |tx| async {
+        let owner_id = owner_filter(&mut tx, caller.org_id, &b.owner).await?;
+        let new = crm::tasks::NewTask {
+            title: b.title.clone(),
+            due_at: b.due_at,
+            owner_id,
+            customer_id: b.customer_id,
+            deal_id: b.deal_id,
+            origin: crm::TaskOrigin::Manual,
+        };
+        Ok::<_, V1Error>(crm::tasks::create_task(&mut tx, &ctx, new).await?)
+    }
+    .await)?;
+    Ok((axum::http::StatusCode::CREATED, Json(t)))
+}
