@@ -100,6 +100,16 @@ enum Cmd {
         #[command(subcommand)]
         what: WecomCmd,
     },
+    /// DingTalk tools: simulate a robot callback.
+    Dingtalk {
+        #[command(subcommand)]
+        what: DingtalkCmd,
+    },
+    /// Feishu tools: simulate a callback, run a mock Feishu API.
+    Feishu {
+        #[command(subcommand)]
+        what: FeishuCmd,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -107,6 +117,52 @@ enum Cmd {
     },
     /// Validate the configuration and the command specs, then exit.
     CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum FeishuCmd {
+    /// Send one encrypted, signed event callback to a running server as a Feishu user; print the
+    /// answer. The bot's reply is pushed through the outbox to `feishu.api_base`.
+    Simulate {
+        /// The app's `name` in the config.
+        #[arg(long)]
+        app: String,
+        /// The sender's open_id.
+        #[arg(long)]
+        user: String,
+        /// The server (default: http:// + the configured `listen`).
+        #[arg(long)]
+        url: Option<String>,
+        text: String,
+    },
+    /// Run a mock Feishu open API and print every message it receives (point `feishu.api_base` at
+    /// it and use its app_id/app_secret).
+    Mock {
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum DingtalkCmd {
+    /// Send one signed robot callback to a running server as a DingTalk user; print the reply,
+    /// which arrives at a local session webhook (the server needs
+    /// `dingtalk.allow_local_session_webhooks = true` unless its api_base is local).
+    Simulate {
+        /// The app's `name` in the config.
+        #[arg(long)]
+        app: String,
+        /// The sender's staffId (userid).
+        #[arg(long)]
+        user: String,
+        /// Send as an @-mention in this group instead of a 1:1 message.
+        #[arg(long)]
+        group: Option<String>,
+        /// The server (default: http:// + the configured `listen`).
+        #[arg(long)]
+        url: Option<String>,
+        text: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -439,6 +495,9 @@ enum TokensCmd {
         /// `full` (every endpoint) or `intake` (POST /api/v1/leads only).
         #[arg(long, default_value = "full", value_parser = ["full", "intake"])]
         scope: String,
+        /// Act as this user (handle or name), with their role's permissions; default: the org.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// List tokens (their first characters only), of one org or all.
     List {
@@ -598,6 +657,8 @@ async fn main() -> Result<()> {
         }
         Cmd::Chat { as_user } => chat(settings, &as_user).await,
         Cmd::Wecom { what } => wecom_cmd(settings, what).await,
+        Cmd::Dingtalk { what } => dingtalk_cmd(settings, what).await,
+        Cmd::Feishu { what } => feishu_cmd(settings, what).await,
         Cmd::Users { command } => users(settings, command).await,
         Cmd::Outbox { command } => outbox(settings, command).await,
         Cmd::Tokens { command } => tokens(settings, command).await,
@@ -949,13 +1010,22 @@ async fn tokens(settings: Settings, command: TokensCmd) -> Result<()> {
     let db = startup::open_db(&settings).await?;
     let now = Clock::system().now();
     match command {
-        TokensCmd::Create { org, name, scope } => {
+        TokensCmd::Create { org, name, scope, user } => {
             let scope: chatcrm::http::api_v1::Scope = scope.parse().map_err(anyhow::Error::msg)?;
             let mut tx = db.begin().await?;
             let org = crm::orgs::org_by_name(&mut tx, &org).await?;
-            let (row, token) = auth::create_token(&mut tx, org.id, &name, scope, Via::Cli, now).await?;
+            let user = match &user {
+                Some(u) => Some(crm::users::find_user(&mut tx, org.id, u.trim_start_matches('@')).await?),
+                None => None,
+            };
+            let uid = user.as_ref().map(|u| u.id);
+            let (row, token) = auth::create_token_for(&mut tx, org.id, uid, &name, scope, Via::Cli, now).await?;
             tx.commit().await?;
-            println!("token {} 「{}」 for org 「{}」, scope {}:", row.id, row.name, row.org_name, row.scope);
+            let who = user.map_or_else(|| "the org".to_string(), |u| format!("{} ({}, {})", u.name, u.handle, u.role));
+            println!(
+                "token {} 「{}」 for org 「{}」, scope {}, acting as {who}:",
+                row.id, row.name, row.org_name, row.scope
+            );
             println!("{token}");
             eprintln!("store it now: it is not shown again (only its SHA-256 hash is kept)");
         }
@@ -1267,4 +1337,115 @@ async fn report(settings: Settings, what: ReportCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn feishu_cmd(settings: Settings, what: FeishuCmd) -> Result<()> {
+    use chatcrm::platform::feishu::{mock::MockFeishu, simulate::Simulator};
+    use secrecy::ExposeSecret;
+    match what {
+        FeishuCmd::Simulate { app, user, url, text } => {
+            let cfg = settings.feishu.apps.iter().find(|a| a.name == app).ok_or_else(|| {
+                let known: Vec<&str> = settings.feishu.apps.iter().map(|a| a.name.as_str()).collect();
+                anyhow::anyhow!("no feishu app `{app}` in the config (configured: {})", known.join(", "))
+            })?;
+            let key = cfg.encrypt_key.as_ref().map(|k| k.expose_secret().to_string());
+            let sim = Simulator::new(cfg.verification_token.expose_secret(), key.as_deref(), &cfg.app_id, &cfg.corp_id);
+            let message_id = format!("om_sim_{}", rand::random::<u32>());
+            let cb = sim.text(&user, &text, &message_id, chrono::Utc::now().timestamp());
+            let base = url.unwrap_or_else(|| format!("http://{}", settings.listen));
+            let mut req = reqwest::Client::new()
+                .post(format!("{}/callback/feishu/{app}", base.trim_end_matches('/')))
+                .header("content-type", "application/json")
+                .body(cb.body);
+            for (k, v) in &cb.headers {
+                req = req.header(k, v);
+            }
+            let res = req.send().await?;
+            let status = res.status();
+            let body = res.text().await?;
+            println!("server answered {status}: {body}");
+            if !status.is_success() {
+                bail!("the callback was refused");
+            }
+            println!(
+                "the reply is pushed by the outbox to {} as `reply:{message_id}` (run `chatcrm feishu mock` and point feishu.api_base at it to see it)",
+                settings.feishu.api_base
+            );
+            Ok(())
+        }
+        FeishuCmd::Mock { listen } => {
+            let mock = MockFeishu::bind(listen).await?;
+            let creds = MockFeishu::credentials();
+            println!(
+                "mock Feishu API on {} (app_id {}, app_secret {})",
+                mock.base_url(),
+                creds.app_id,
+                creds.app_secret
+            );
+            println!("set CHATCRM_FEISHU__API_BASE={} and those credentials; Ctrl-C stops", mock.base_url());
+            let mut seen = 0;
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                }
+                let received = mock.received();
+                for r in received.iter().skip(seen) {
+                    println!("→ {} [{}] {}", r.to, r.msg_type, r.words());
+                }
+                seen = received.len();
+            }
+            mock.stop().await;
+            Ok(())
+        }
+    }
+}
+
+async fn dingtalk_cmd(settings: Settings, what: DingtalkCmd) -> Result<()> {
+    use chatcrm::platform::dingtalk::simulate::{SessionReceiver, Simulator};
+    match what {
+        DingtalkCmd::Simulate { app, user, group, url, text } => {
+            let cfg = settings.dingtalk.apps.iter().find(|a| a.name == app).ok_or_else(|| {
+                let known: Vec<&str> = settings.dingtalk.apps.iter().map(|a| a.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "no dingtalk app `{app}` in the config (configured: {})",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                )
+            })?;
+            let sim = Simulator::new(cfg)?;
+            let mut receiver = SessionReceiver::start().await?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let msg_id = format!("sim{}", rand::random::<u32>());
+            let cb = sim.text(&user, &text, &msg_id, group.as_deref(), now, Some(&receiver.url));
+            let base = url.unwrap_or_else(|| format!("http://{}", settings.listen));
+            let res = reqwest::Client::new()
+                .post(format!("{}/callback/dingtalk/{app}", base.trim_end_matches('/')))
+                .header("timestamp", &cb.timestamp)
+                .header("sign", &cb.sign)
+                .header("content-type", "application/json")
+                .body(cb.body)
+                .send()
+                .await?;
+            let status = res.status();
+            let body = res.text().await?;
+            if !status.is_success() {
+                bail!("server answered {status}: {body}");
+            }
+            // The server posts the reply before answering; allow a moment for several parts.
+            let mut got = false;
+            while let Ok(Some(v)) =
+                tokio::time::timeout(std::time::Duration::from_millis(500), receiver.bodies.recv()).await
+            {
+                let text = v.pointer("/text/content").or_else(|| v.pointer("/markdown/text"));
+                println!("{}", text.and_then(|t| t.as_str()).unwrap_or_default());
+                got = true;
+            }
+            if !got {
+                println!(
+                    "(acknowledged; no reply arrived at the local session webhook: set dingtalk.allow_local_session_webhooks = true on the server, or the reply was pushed as a work notification)"
+                );
+            }
+            Ok(())
+        }
+    }
 }

@@ -170,10 +170,14 @@ impl Delivery {
             .unwrap_or_default()
     }
 
-    /// The reply in the target's form: WeCom app replies and pushes are plain text, where the
-    /// bot's `**bold**` would show as asterisks.
+    /// The reply in the target's form: chat platforms get replies as plain text messages, where
+    /// the bot's `**bold**` would show as asterisks; the console shows it as written.
     fn dialect(&self, text: &str) -> String {
-        if self.target.platform == crate::platform::wecom::PLATFORM { text.replace("**", "") } else { text.to_string() }
+        if self.target.platform == crate::platform::console::PLATFORM {
+            text.to_string()
+        } else {
+            crate::platform::markdown::plain_text(text)
+        }
     }
 }
 

@@ -1,9 +1,247 @@
-//! `/callback/dingtalk/...`: placeholder until the adapter lands (issue 8).
+//! `/callback/dingtalk/{app}`: robot messages (HTTP mode), signed with the `timestamp` + `sign`
+//! headers; replies go to the message's session webhook, or through the outbox as a work
+//! notification when the webhook is gone or the bot is late. `/callback/dingtalk/{app}/events`:
+//! encrypted event subscription callbacks, answered with the encrypted `success`.
+//! Rejections store nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use tracing::Instrument as _;
 
-use super::AppState;
+use super::{ApiError, AppState};
+use crate::bot::{Delivery, Reply, Special};
+use crate::crm::{self, Actor, Ctx, Role, Via};
+use crate::outbox::{self, Kind, OutMessage, Outgoing, Target};
+use crate::platform::dingtalk::{self, Action, App, CallbackError, EventQuery, RobotMessage};
+
+/// A session webhook this close to its expiry is not used (the post itself takes time).
+const SESSION_MARGIN: Duration = Duration::from_secs(10);
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/callback/dingtalk/{app}", post(receive))
+        .route("/callback/dingtalk/{app}/events", post(events))
+}
+
+fn app_of(state: &AppState, name: &str) -> Result<Arc<App>, ApiError> {
+    state.dingtalk.get(name).ok_or_else(|| ApiError::NotFound(format!("no dingtalk app `{name}` is configured")))
+}
+
+fn reject(e: CallbackError) -> ApiError {
+    tracing::warn!(error = %e, "dingtalk callback rejected");
+    match e {
+        CallbackError::BadSignature => ApiError::Unauthorized("signature does not match".into()),
+        CallbackError::Stale(ts) => ApiError::Unauthorized(format!("timestamp {ts} is too old or in the future")),
+        CallbackError::Malformed(m) => ApiError::BadRequest("malformed", m),
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Makes an unknown sender a rep when the config allows it; otherwise the bot tells them how an
+/// admin links them.
+async fn self_register(state: &AppState, app: &App, staff_id: &str) -> Result<(), crm::CrmError> {
+    let corp = &app.cfg.corp_id;
+    let mut tx = state.db.begin_read().await?;
+    let known = crm::users::resolve_identity(&mut tx, dingtalk::PLATFORM, corp, staff_id).await?.is_some();
+    tx.commit().await?;
+    if known {
+        return Ok(());
+    }
+    let mut tx = state.db.begin().await?;
+    if crm::users::resolve_identity(&mut tx, dingtalk::PLATFORM, corp, staff_id).await?.is_some() {
+        return Ok(());
+    }
+    let org = crm::orgs::org_by_name(&mut tx, &app.cfg.org).await?;
+    let ctx = Ctx::new(Actor::system(org.id), Via::System, state.clock.now());
+    let handle: String = staff_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(28)
+        .collect::<String>()
+        .to_lowercase();
+    let base = if handle.is_empty() { "dingtalk".to_string() } else { handle };
+    let mut handle = base.clone();
+    for n in 2..100 {
+        if matches!(crm::users::find_user(&mut tx, org.id, &handle).await, Err(crm::CrmError::NotFound(_))) {
+            break;
+        }
+        handle = format!("{base}-{n}");
+    }
+    let name: String = staff_id.chars().take(50).collect();
+    let new = crm::users::NewUser { handle: &handle, name: &name, role: Role::Rep, team_id: None };
+    let user = crm::users::create_user(&mut tx, &ctx, new).await?;
+    crm::users::link_identity(&mut tx, &ctx, user.id, dingtalk::PLATFORM, corp, staff_id).await?;
+    tx.commit().await?;
+    tracing::info!(user = user.id, "self-registered a DingTalk user as a rep");
+    Ok(())
+}
+
+/// Runs the bot within the reply deadline; when it is slower, the reply goes out through the
+/// outbox, queued in the message's own transaction (see [`Delivery`]).
+async fn reply_in_time(
+    state: &AppState,
+    delivery: Arc<Delivery>,
+    work: impl std::future::Future<Output = Result<Reply, crate::bot::BotError>> + Send + 'static,
+) -> Result<Option<Reply>, ApiError> {
+    let mut handle = tokio::spawn(work);
+    let deadline = state.dingtalk.reply_deadline;
+    let finished = match tokio::time::timeout(deadline, &mut handle).await {
+        Ok(finished) => finished,
+        Err(_) if delivery.give_up() => {
+            tracing::warn!(?deadline, "bot slower than the reply deadline; the reply will be pushed");
+            return Ok(None);
+        }
+        Err(_) => handle.await,
+    };
+    match finished {
+        Ok(Ok(reply)) => Ok(Some(reply)),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "message not handled");
+            // Nothing stored: a non-200 lets DingTalk retry.
+            Err(ApiError::Unavailable("storage unavailable, retry".into()))
+        }
+        Err(join) => {
+            tracing::error!(error = %join, "bot task failed");
+            Err(ApiError::Unavailable("internal error, retry".into()))
+        }
+    }
+}
+
+/// The session webhook failed after the message was handled: push the reply instead, once.
+async fn queue_instead(state: &AppState, target: &Target, message_id: &str, text: &str) {
+    let now = state.clock.now();
+    let key = format!("reply:{}:{message_id}:session", dingtalk::PLATFORM);
+    let message = OutMessage::text(crate::platform::markdown::plain_text(text));
+    let out = Outgoing {
+        org_id: None,
+        user_id: None,
+        kind: Kind::Reply,
+        target,
+        message: &message,
+        dedupe_key: &key,
+        not_before: now,
+    };
+    let result = async {
+        let mut tx = state.db.begin().await?;
+        outbox::enqueue(&mut tx, &out, now).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => tracing::info!("session webhook failed; the reply is queued as a work notification"),
+        Err(e) => tracing::error!(error = %e, "session webhook failed and the reply could not be queued; it is lost"),
+    }
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let app = app_of(&state, &name)?;
+    let now = state.clock.now();
+    let window = state.dingtalk.timestamp_window_ms;
+    dingtalk::verify_robot(&app, header(&headers, "timestamp"), header(&headers, "sign"), now, window)
+        .map_err(reject)?;
+    let m = RobotMessage::parse(&body).map_err(reject)?;
+    let span =
+        tracing::info_span!("dingtalk", app = %name, org = %app.cfg.org, msg_id = %m.msg_id, sender = %m.sender());
+    handle(state, app, m, now).instrument(span).await
+}
+
+async fn handle(
+    state: AppState,
+    app: Arc<App>,
+    m: RobotMessage,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Response, ApiError> {
+    let same_corp = m.sender_corp_id.as_deref().is_none_or(|c| c.is_empty() || c == app.cfg.corp_id);
+    if state.dingtalk.self_register
+        && same_corp
+        && let Some(staff) = m.sender_staff_id.as_deref().filter(|s| !s.is_empty())
+    {
+        self_register(&state, &app, staff).await.map_err(|e| ApiError::from_crm(e, crm::Lang::Zh))?;
+    }
+    let (msg, special) = match dingtalk::action(&app, &m, now) {
+        Action::Ignore => return Ok(StatusCode::OK.into_response()),
+        Action::Text(msg) => (msg, None),
+        Action::Fixed(msg, text) => (msg, Some(Special::Reply(text))),
+        Action::Foreign(text) => {
+            if let Some(url) =
+                m.live_session_webhook(now, SESSION_MARGIN).filter(|u| state.dingtalk.session_webhook_allowed(u))
+            {
+                let _ = app.pusher.reply_in_session(url, &text, None).await;
+            }
+            return Ok(StatusCode::OK.into_response());
+        }
+    };
+    let session = m
+        .live_session_webhook(now, SESSION_MARGIN)
+        .filter(|url| state.dingtalk.session_webhook_allowed(url))
+        .map(str::to_string);
+    if session.is_none() && m.session_webhook.is_some() {
+        tracing::info!("session webhook expired or not under api_base; the reply is pushed");
+    }
+    // Late replies (and replies without a usable session) go to the sender as a work
+    // notification; in a group too, since the robot OpenAPI for groups is not used.
+    let target =
+        Target { platform: dingtalk::PLATFORM.into(), app: app.cfg.name.clone(), recipient: msg.sender.clone() };
+    let delivery = Delivery::new(target.clone(), usize::MAX);
+    if session.is_none() {
+        delivery.give_up();
+    }
+    let message_id = msg.message_id.clone();
+    let bot = state.bot.clone();
+    let d = delivery.clone();
+    let work = async move { bot.handle_with_delivery(&msg, special, d).await };
+    let Some(reply) = reply_in_time(&state, delivery, work).await? else {
+        return Ok(StatusCode::OK.into_response());
+    };
+    // A duplicate delivery was answered the first time: do not reply twice.
+    if let Some(url) = session
+        && !reply.text.is_empty()
+        && !reply.duplicate
+    {
+        let at = m.is_group().then(|| m.sender().to_string());
+        if app.pusher.reply_in_session(&url, &reply.text, at.as_deref()).await.is_err() {
+            queue_instead(&state, &target, &message_id, &reply.text).await;
+        }
+    }
+    // Whether DingTalk shows a reply carried in this response is not known (PLATFORMS.md 8):
+    // an empty 200, the reply went through the session webhook.
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<EventQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let app = app_of(&state, &name)?;
+    let Some(crypto) = app.events.as_ref() else {
+        return Err(ApiError::NotFound(format!("dingtalk app `{name}` has no event subscription configured")));
+    };
+    let q = q.map(|Query(q)| q).map_err(|e| ApiError::BadRequest("bad_query", e.body_text()))?;
+    let now = state.clock.now();
+    let event = dingtalk::open_event(crypto, &q, &body, now, state.dingtalk.timestamp_window_ms).map_err(reject)?;
+    let event_type = event.get("EventType").and_then(|v| v.as_str()).unwrap_or_default();
+    // Only the handshake matters today; other events are acknowledged so DingTalk does not
+    // retry them.
+    tracing::info!(app = %name, org = %app.cfg.org, event_type, "dingtalk event acknowledged");
+    let nonce: String = (0..8).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect();
+    let answer = dingtalk::success_response(crypto, &now.timestamp_millis().to_string(), &nonce);
+    Ok(axum::Json(answer).into_response())
 }

@@ -149,6 +149,11 @@ fn fit_line(line: &str, budget: usize) -> String {
     format!("{}…", &line[..end])
 }
 
+/// A bot reply as a plain text message: the `**` of its bold would show as asterisks.
+pub fn plain_text(text: &str) -> String {
+    text.replace("**", "")
+}
+
 /// A bot reply (light markdown: `**bold**` and `- ` lists, lines separated by `\n`) in a
 /// platform's dialect, as messages within its limit. Plain-text targets lose the `**`.
 pub fn reply(text: &str, d: Dialect) -> Vec<String> {

@@ -5,6 +5,8 @@ pub mod console;
 pub mod dingtalk;
 pub mod feishu;
 pub mod markdown;
+#[cfg(test)]
+mod render_tests;
 pub mod wecom;
 
 /// Why a push did not go through, as the outbox needs it: try again (not before `after` when

@@ -442,6 +442,7 @@ pub(super) fn path_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, V1Err
     params(("id" = i64, Path, description = "Lead id")),
     responses(
         (status = 200, description = "The lead", body = LeadOut),
+        (status = 400, description = "A malformed id, query or body", body = ErrorBody),
         (status = 401, description = "Missing, malformed, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "An intake-only token", body = ErrorBody),
         (status = 404, description = "No such lead in this token's org", body = ErrorBody)

@@ -163,6 +163,7 @@ pub struct CustomerOut {
     params(("id" = i64, Path, description = "Customer id")),
     responses(
         (status = 200, description = "The customer", body = CustomerOut),
+        (status = 400, description = "A malformed id, query or body", body = ErrorBody),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not this caller's customer, or an intake-only token", body = ErrorBody),
         (status = 404, description = "No such customer in this org", body = ErrorBody)
@@ -249,6 +250,7 @@ pub struct DealOut {
     params(("id" = i64, Path, description = "Deal id")),
     responses(
         (status = 200, description = "The deal", body = DealOut),
+        (status = 400, description = "A malformed id, query or body", body = ErrorBody),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not this caller's deal, or an intake-only token", body = ErrorBody),
         (status = 404, description = "No such deal in this org", body = ErrorBody)
@@ -462,6 +464,7 @@ pub struct UserList {
     tag = "users",
     responses(
         (status = 200, description = "Users", body = UserList),
+        (status = 400, description = "A malformed id, query or body", body = ErrorBody),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "An intake-only token", body = ErrorBody)
     )
@@ -486,6 +489,7 @@ pub struct TeamList {
     tag = "users",
     responses(
         (status = 200, description = "Teams", body = TeamList),
+        (status = 400, description = "A malformed id, query or body", body = ErrorBody),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "An intake-only token", body = ErrorBody)
     )

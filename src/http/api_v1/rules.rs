@@ -85,6 +85,7 @@ pub struct RuleList {
     tag = "rules",
     responses(
         (status = 200, description = "The rules in order", body = RuleList),
+        (status = 400, description = "A malformed id, query or body", body = ErrorBody),
         (status = 401, description = "Missing, malformed, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "An intake-only token", body = ErrorBody)
     )
@@ -192,6 +193,7 @@ pub async fn create_rule(
     params(("id" = i64, Path, description = "Rule id")),
     responses(
         (status = 200, description = "The deleted rule", body = RuleOut),
+        (status = 400, description = "A malformed id, query or body", body = ErrorBody),
         (status = 401, description = "Missing, malformed, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "An intake-only token", body = ErrorBody),
         (status = 404, description = "No such rule in this token's org", body = ErrorBody)

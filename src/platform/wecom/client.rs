@@ -286,6 +286,11 @@ pub enum Message {
 }
 
 impl Message {
+    /// The message as `message/send` carries it, without the recipient fields (for snapshot tests).
+    pub fn preview(&self) -> Value {
+        json!({ "msgtype": self.msgtype(), self.msgtype(): self.payload(None) })
+    }
+
     /// WeCom's `msgtype` for this message.
     pub fn msgtype(&self) -> &'static str {
         match self {
