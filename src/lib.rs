@@ -11,10 +11,13 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod crm;
+pub mod csv_io;
 pub mod demo;
 pub mod digest_bench;
+pub mod doctor;
 pub mod http;
 pub mod import;
+pub mod import_bench;
 pub mod outbox;
 pub mod platform;
 pub mod reminder_bench;
@@ -23,6 +26,7 @@ pub mod schedule;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 /// Installs the process-wide TLS crypto provider (ring) for outbound HTTPS. reqwest is built
 /// without a default provider so no C toolchain beyond `cc` is needed; every HTTP client needs

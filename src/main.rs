@@ -57,6 +57,11 @@ enum Cmd {
         #[command(subcommand)]
         what: ImportCmd,
     },
+    /// Export customers (with contacts), deals or activities as CSV (UTF-8 with BOM, for Excel).
+    Export {
+        #[command(subcommand)]
+        what: ExportCmd,
+    },
     /// Lead assignment rules: list, add, remove, enable, disable.
     Rules {
         /// Org name (default: console_org from the config).
@@ -69,6 +74,11 @@ enum Cmd {
     Report {
         #[command(subcommand)]
         what: ReportCmd,
+    },
+    /// Outbound webhooks: signed JSON POSTs of CRM events to other systems.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCmd,
     },
     /// Print the commented example configuration.
     PrintConfig,
@@ -117,6 +127,14 @@ enum Cmd {
     },
     /// Validate the configuration and the command specs, then exit.
     CheckConfig,
+    /// Check the configuration, the database (reachable, schema, clock) and every chat platform
+    /// app's credentials against its API; say what is wrong and how to fix it (exit 1 if anything
+    /// failed).
+    Doctor {
+        /// The checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -309,6 +327,17 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Import generated customers (with contacts) from a CSV file through `import customers`:
+    /// rows/s and peak RSS. Uses --database-url (PostgreSQL: the database is DROPPED and
+    /// recreated) or a temporary SQLite file.
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -376,6 +405,99 @@ enum ImportCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Import customers (and their contacts) from CSV (UTF-8, UTF-8 with BOM or GBK; Chinese or
+    /// English headers). A customer whose normalised name exists gets its empty fields filled.
+    /// All or nothing unless --skip-bad. Exit code 0: all rows in; 1: some rows rejected (nothing
+    /// written without --skip-bad); 2: the file was refused.
+    Customers {
+        file: PathBuf,
+        /// Org name (default: console_org from the config).
+        #[arg(long)]
+        org: Option<String>,
+        /// Check every row as a real import would, then roll back: nothing is written.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Commit the good rows and skip (and report) the rejected ones.
+        #[arg(long)]
+        skip_bad: bool,
+        /// auto (BOM, else valid UTF-8, else GBK), utf-8 or gbk.
+        #[arg(long, default_value = "auto")]
+        encoding: chatcrm::csv_io::EncodingChoice,
+    },
+    /// Import deals from CSV (customer by name, amount like 5万 or ¥50,000, stage, status).
+    Deals {
+        file: PathBuf,
+        /// Org name (default: console_org from the config).
+        #[arg(long)]
+        org: Option<String>,
+        /// Check every row as a real import would, then roll back: nothing is written.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Commit the good rows and skip (and report) the rejected ones.
+        #[arg(long)]
+        skip_bad: bool,
+        /// auto (BOM, else valid UTF-8, else GBK), utf-8 or gbk.
+        #[arg(long, default_value = "auto")]
+        encoding: chatcrm::csv_io::EncodingChoice,
+    },
+    /// Import activities from CSV (customer by name, kind, time in the org's zone, content, user).
+    Activities {
+        file: PathBuf,
+        /// Org name (default: console_org from the config).
+        #[arg(long)]
+        org: Option<String>,
+        /// Check every row as a real import would, then roll back: nothing is written.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Commit the good rows and skip (and report) the rejected ones.
+        #[arg(long)]
+        skip_bad: bool,
+        /// auto (BOM, else valid UTF-8, else GBK), utf-8 or gbk.
+        #[arg(long, default_value = "auto")]
+        encoding: chatcrm::csv_io::EncodingChoice,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCmd {
+    /// Customers, one row per contact.
+    Customers {
+        #[arg(long)]
+        org: Option<String>,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// English headers.
+        #[arg(long)]
+        en: bool,
+    },
+    /// Deals, with stage, status and amount in 元.
+    Deals {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        en: bool,
+    },
+    /// Activities, times in the org's time zone.
+    Activities {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        en: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -410,6 +532,51 @@ enum ReportCmd {
         en: bool,
         #[arg(long)]
         org: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCmd {
+    /// Subscribe a URL to events of an org; prints the secret once when it is generated.
+    Add {
+        /// Org name.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        url: String,
+        /// Comma-separated: customer.created, activity.logged, deal.stage_changed, deal.won,
+        /// deal.lost, lead.assigned, task.overdue, or *.
+        #[arg(long)]
+        events: String,
+        /// Signing secret (default: a random one, printed once).
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// List subscriptions (never their secrets), of one org or all.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Delete a subscription; its queued deliveries are dropped.
+    Remove { id: i64 },
+    /// Send a `ping` event to a subscription now and print the answer.
+    Test { id: i64 },
+    /// Put the deliveries of an event (sent or dead), or with --dead every dead one, back in the queue.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["event_id", "dead"])))]
+    Replay {
+        event_id: Option<String>,
+        #[arg(long)]
+        dead: bool,
+        /// Only this subscription's deliveries.
+        #[arg(long)]
+        sub: Option<i64>,
+    },
+    /// Delivery attempts, newest first.
+    Log {
+        #[arg(long)]
+        sub: Option<i64>,
+        #[arg(long, default_value_t = 50, value_parser = positive)]
+        limit: i64,
     },
 }
 
@@ -571,6 +738,15 @@ async fn main() -> Result<()> {
             }
             return Ok(());
         }
+        Cmd::Bench { what: BenchCmd::Import { rows, database_url, json } } => {
+            chatcrm::telemetry::init("pretty", "warn");
+            let report = chatcrm::import_bench::run(rows, database_url).await?;
+            print!("{}", report.summary());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            return Ok(());
+        }
         Cmd::Bench { what: BenchCmd::Parse { seconds } } => {
             let r = chatcrm::command::bench::run(std::time::Duration::from_secs(seconds.max(1)), 256 * 1024);
             println!("{}", serde_json::to_string_pretty(&r)?);
@@ -618,7 +794,20 @@ async fn main() -> Result<()> {
     match cli.command {
         Cmd::PrintConfig | Cmd::Commands | Cmd::Parse { .. } | Cmd::When { .. } => Ok(()),
         Cmd::Bench { what: BenchCmd::LeadsApi { .. } } => Ok(()),
+        Cmd::Bench { what: BenchCmd::Import { .. } } => Ok(()),
         Cmd::Bench { what: BenchCmd::Parse { .. } | BenchCmd::Reminders { .. } | BenchCmd::Digest { .. } } => Ok(()),
+        Cmd::Doctor { json } => {
+            let checks = chatcrm::doctor::run(&settings, Clock::system().now()).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                print!("{}", chatcrm::doctor::render(&checks));
+            }
+            if checks.iter().any(|c| c.status == chatcrm::doctor::Status::Fail) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Cmd::CheckConfig => {
             let n = chatcrm::command::spec::validate()?;
             println!("configuration OK (database {}), {n} command specs OK", settings.database_url_redacted());
@@ -677,7 +866,29 @@ async fn main() -> Result<()> {
             std::io::stdout().flush()?;
             std::process::exit(code)
         }
+        Cmd::Import { what: ImportCmd::Customers { file, org, dry_run, json, skip_bad, encoding } } => {
+            let flags = CsvImportFlags { dry_run, json, skip_bad, encoding };
+            import_csv_exit(&settings, chatcrm::csv_io::Kind::Customers, &file, org, flags).await
+        }
+        Cmd::Import { what: ImportCmd::Deals { file, org, dry_run, json, skip_bad, encoding } } => {
+            let flags = CsvImportFlags { dry_run, json, skip_bad, encoding };
+            import_csv_exit(&settings, chatcrm::csv_io::Kind::Deals, &file, org, flags).await
+        }
+        Cmd::Import { what: ImportCmd::Activities { file, org, dry_run, json, skip_bad, encoding } } => {
+            let flags = CsvImportFlags { dry_run, json, skip_bad, encoding };
+            import_csv_exit(&settings, chatcrm::csv_io::Kind::Activities, &file, org, flags).await
+        }
+        Cmd::Export { what: ExportCmd::Customers { org, out, en } } => {
+            export_csv(&settings, chatcrm::csv_io::Kind::Customers, org, out, en).await
+        }
+        Cmd::Export { what: ExportCmd::Deals { org, out, en } } => {
+            export_csv(&settings, chatcrm::csv_io::Kind::Deals, org, out, en).await
+        }
+        Cmd::Export { what: ExportCmd::Activities { org, out, en } } => {
+            export_csv(&settings, chatcrm::csv_io::Kind::Activities, org, out, en).await
+        }
         Cmd::Rules { org, command } => rules(settings, org, command).await,
+        Cmd::Webhooks { command } => webhooks_cmd(settings, command).await,
         Cmd::Report { what } => report(settings, what).await,
     }
 }
@@ -1448,4 +1659,205 @@ async fn dingtalk_cmd(settings: Settings, what: DingtalkCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+struct CsvImportFlags {
+    dry_run: bool,
+    json: bool,
+    skip_bad: bool,
+    encoding: chatcrm::csv_io::EncodingChoice,
+}
+
+/// Runs [`import_csv`] and exits: 0 all rows in, 1 some rejected, 2 the file was refused (also
+/// for a missing org or database).
+async fn import_csv_exit(
+    settings: &Settings,
+    kind: chatcrm::csv_io::Kind,
+    file: &std::path::Path,
+    org: Option<String>,
+    flags: CsvImportFlags,
+) -> Result<()> {
+    let json = flags.json;
+    let code = match import_csv(settings, kind, file, org, flags).await {
+        Ok(code) => code,
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            }
+            eprintln!("error: {e:#}");
+            2
+        }
+    };
+    std::io::stdout().flush()?;
+    std::process::exit(code)
+}
+
+/// `import customers|deals|activities`: the exit code for the report, or an error when the file
+/// was refused.
+async fn import_csv(
+    settings: &Settings,
+    kind: chatcrm::csv_io::Kind,
+    file: &std::path::Path,
+    org: Option<String>,
+    flags: CsvImportFlags,
+) -> Result<i32> {
+    use chatcrm::csv_io;
+    // Refuse an unreadable file before opening the database.
+    std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let db = startup::open_db(settings).await?;
+    let mut tx = db.begin_read().await?;
+    let org = crm::orgs::org_by_name(&mut tx, &org.unwrap_or_else(|| settings.console_org.clone())).await;
+    tx.commit().await?;
+    let opts = csv_io::ImportOptions {
+        org_id: org?.id,
+        dry_run: flags.dry_run,
+        skip_bad: flags.skip_bad,
+        encoding: flags.encoding,
+        now: Clock::system().now(),
+    };
+    let report = csv_io::import_file(&db, kind, file, &opts).await;
+    db.close().await;
+    let report = report.with_context(|| format!("cannot import {}", file.display()))?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if flags.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(report.exit_code())
+}
+
+/// `export customers|deals|activities`: CSV to --out or stdout.
+async fn export_csv(
+    settings: &Settings,
+    kind: chatcrm::csv_io::Kind,
+    org: Option<String>,
+    out: Option<PathBuf>,
+    en: bool,
+) -> Result<()> {
+    let db = startup::open_db(settings).await?;
+    let mut tx = db.begin_read().await?;
+    let org = crm::orgs::org_by_name(&mut tx, &org.unwrap_or_else(|| settings.console_org.clone())).await;
+    tx.commit().await?;
+    let org = org?;
+    let written = match &out {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+            chatcrm::csv_io::export(&db, kind, org.id, en, std::io::BufWriter::new(file)).await?
+        }
+        None => {
+            chatcrm::csv_io::export(&db, kind, org.id, en, std::io::BufWriter::new(std::io::stdout().lock())).await?
+        }
+    };
+    db.close().await;
+    if let Some(path) = out {
+        eprintln!("{written} rows written to {}", path.display());
+    }
+    Ok(())
+}
+
+async fn webhooks_cmd(settings: Settings, command: WebhooksCmd) -> Result<()> {
+    use chatcrm::store::webhooks as store;
+    use chatcrm::webhooks;
+    let db = startup::open_db(&settings).await?;
+    let now = Clock::system().now();
+    match command {
+        WebhooksCmd::Add { org, url, events, secret } => {
+            let mut tx = db.begin().await?;
+            let org = crm::orgs::org_by_name(&mut tx, &org).await?;
+            let given = secret.is_some();
+            let (sub, secret) = webhooks::add(&mut tx, org.id, &url, &events, secret.as_deref(), now).await?;
+            tx.commit().await?;
+            println!("webhook {} for org 「{}」: {} → {}", sub.id, org.name, sub.events, sub.url);
+            if !given {
+                println!("secret: {secret}");
+                eprintln!("store the secret now: it is not shown again (receivers verify signatures with it)");
+            }
+        }
+        WebhooksCmd::List { org } => {
+            let mut tx = db.begin_read().await?;
+            let org_id = match org {
+                Some(o) => Some(crm::orgs::org_by_name(&mut tx, &o).await?.id),
+                None => None,
+            };
+            let rows = store::list(&mut tx, org_id).await?;
+            tx.commit().await?;
+            if rows.is_empty() {
+                println!("no webhooks; add one with `chatcrm webhooks add --org ORG --url URL --events EVENTS`");
+            }
+            for s in rows {
+                println!(
+                    "{:>4}  org {:<4} {:<8} {}  {}  created {}",
+                    s.id,
+                    s.org_id,
+                    if s.active { "active" } else { "inactive" },
+                    s.url,
+                    s.events,
+                    s.created_at.format("%Y-%m-%d %H:%M")
+                );
+            }
+        }
+        WebhooksCmd::Remove { id } => {
+            let mut tx = db.begin().await?;
+            if !store::delete(&mut tx, id).await? {
+                tx.rollback().await?;
+                bail!("no webhook subscription #{id}");
+            }
+            tx.commit().await?;
+            println!("removed webhook {id}");
+        }
+        WebhooksCmd::Test { id } => {
+            let timeout = std::time::Duration::from_secs(settings.request_timeout_secs.max(1));
+            let sender = webhooks::Sender::new(timeout)?;
+            let keep = chrono::Duration::days(i64::from(settings.schedule.outbox_keep_days.max(1)));
+            let (event, attempt) = webhooks::ping(&db, &sender, id, now, keep).await?;
+            let answer = match (attempt.status, &attempt.error) {
+                (Some(s), _) => format!("HTTP {s}"),
+                (None, Some(e)) => e.clone(),
+                (None, None) => "no answer".into(),
+            };
+            println!("ping {} to webhook {id}: {answer} in {} ms", event.id, attempt.duration.as_millis());
+            if let Err(e) = attempt.outcome() {
+                db.close().await;
+                bail!("the webhook did not accept the ping: {e}");
+            }
+        }
+        WebhooksCmd::Replay { event_id, dead: _, sub } => {
+            let mut tx = db.begin().await?;
+            let n = match &event_id {
+                Some(e) => store::requeue_event(&mut tx, e, sub, now).await?,
+                None => store::requeue_dead(&mut tx, sub, now).await?,
+            };
+            tx.commit().await?;
+            if n == 0 && event_id.is_some() {
+                db.close().await;
+                bail!("no sent or dead delivery of that event (it may have been pruned)");
+            }
+            println!("requeued {n} deliver{}", if n == 1 { "y" } else { "ies" });
+        }
+        WebhooksCmd::Log { sub, limit } => {
+            let mut tx = db.begin_read().await?;
+            let rows = store::log(&mut tx, sub, limit).await?;
+            tx.commit().await?;
+            for d in rows {
+                let outcome = match (d.status_code, &d.error) {
+                    (Some(s), _) => format!("HTTP {s}"),
+                    (None, Some(e)) => e.clone(),
+                    (None, None) => "-".into(),
+                };
+                println!(
+                    "{}  webhook {:<4} {:<20} {:<40} {outcome} {} ms",
+                    d.at.format("%Y-%m-%d %H:%M:%S"),
+                    d.subscription_id,
+                    d.event_type,
+                    d.event_id,
+                    d.duration_ms
+                );
+            }
+        }
+    }
+    db.close().await;
+    Ok(())
 }

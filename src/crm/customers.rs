@@ -10,6 +10,7 @@ use super::{
 };
 use crate::store::customers::{CustomerUpdate, NewContactRow, NewCustomerRow};
 use crate::store::{self, Tx};
+use crate::webhooks::{self, EventType};
 
 #[derive(Debug, Default, Clone)]
 pub struct NewCustomer {
@@ -154,7 +155,10 @@ pub async fn create_customer(tx: &mut Tx, ctx: &Ctx, new: NewCustomer) -> Result
     tags.sort();
     tags.dedup();
     let customer = load(tx, ctx.org_id(), id).await?;
-    audit(tx, ctx, "create", "customer", id, None::<&()>, Some(&Snapshot { customer: &customer, tags: &tags })).await?;
+    let snapshot = Snapshot { customer: &customer, tags: &tags };
+    audit(tx, ctx, "create", "customer", id, None::<&()>, Some(&snapshot)).await?;
+    let data = webhooks::record(&snapshot, &[]);
+    webhooks::emit(tx, ctx.org_id(), EventType::CustomerCreated, &id.to_string(), data, ctx.now).await?;
     Ok(customer)
 }
 

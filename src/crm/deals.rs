@@ -8,6 +8,7 @@ use super::{
 };
 use crate::store::deals::{DealUpdate, NewDealRow};
 use crate::store::{self, Tx};
+use crate::webhooks::{self, EventType};
 
 #[derive(Debug, Clone)]
 pub struct NewDeal {
@@ -164,6 +165,9 @@ pub async fn update_deal(tx: &mut Tx, ctx: &Ctx, id: i64, patch: DealPatch) -> R
     }
     let after = load(tx, ctx, id).await?;
     audit(tx, ctx, "update", "deal", id, Some(&before), Some(&after)).await?;
+    if after.stage != before.stage {
+        stage_changed(tx, ctx, &before, &after).await?;
+    }
     Ok(after)
 }
 
@@ -209,7 +213,20 @@ pub async fn close_deal(
         .await?;
     let after = load(tx, ctx, id).await?;
     audit(tx, ctx, if won { "won" } else { "lost" }, "deal", id, Some(&before), Some(&after)).await?;
+    stage_changed(tx, ctx, &before, &after).await?;
+    let event = if won { EventType::DealWon } else { EventType::DealLost };
+    let key = format!("{id}:{}", ctx.now.timestamp_millis());
+    webhooks::emit(tx, ctx.org_id(), event, &key, webhooks::record(&after, &[]), ctx.now).await?;
     Ok(after)
+}
+
+/// `deal.stage_changed` (also when a deal is won or lost: its stage changes too).
+async fn stage_changed(tx: &mut Tx, ctx: &Ctx, before: &Deal, after: &Deal) -> Result<()> {
+    let data = webhooks::record(after, &[("previous_stage", serde_json::json!(before.stage))]);
+    // The stage is in the key: a deal moved and then won in one moment has two changes.
+    let key = format!("{}:{}:{}", after.id, after.stage, ctx.now.timestamp_millis());
+    webhooks::emit(tx, ctx.org_id(), EventType::DealStageChanged, &key, data, ctx.now).await?;
+    Ok(())
 }
 
 pub async fn open_deals(tx: &mut Tx, ctx: &Ctx) -> Result<Vec<Deal>> {

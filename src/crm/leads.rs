@@ -8,6 +8,7 @@ use super::{
 };
 use crate::store::leads::NewLeadRow;
 use crate::store::{self, Tx};
+use crate::webhooks::{self, EventType};
 
 #[derive(Debug, Default, Clone)]
 pub struct NewLead {
@@ -187,6 +188,9 @@ pub async fn intake(tx: &mut Tx, ctx: &Ctx, new: NewLead) -> Result<Intake> {
     .await?;
     let lead = load(tx, ctx, id).await?;
     audit(tx, ctx, "create", "lead", id, None::<&()>, Some(&lead)).await?;
+    if lead.owner_id.is_some() {
+        lead_assigned(tx, ctx, &lead).await?;
+    }
     Ok(Intake::Created { lead, routed })
 }
 
@@ -238,7 +242,16 @@ pub async fn assign_lead(tx: &mut Tx, ctx: &Ctx, id: i64, to_user: i64) -> Resul
     .await?;
     let after = load(tx, ctx, id).await?;
     audit(tx, ctx, "assign", "lead", id, Some(&before), Some(&Assignment { lead: &after, reason: "manual" })).await?;
+    lead_assigned(tx, ctx, &after).await?;
     Ok(after)
+}
+
+/// `lead.assigned`, once per lead, owner and moment of assignment.
+async fn lead_assigned(tx: &mut Tx, ctx: &Ctx, lead: &Lead) -> Result<()> {
+    let owner = lead.owner_id.unwrap_or_default();
+    let key = format!("{}:{owner}:{}", lead.id, lead.assigned_at.unwrap_or(ctx.now).timestamp_millis());
+    webhooks::emit(tx, ctx.org_id(), EventType::LeadAssigned, &key, webhooks::record(lead, &[]), ctx.now).await?;
+    Ok(())
 }
 
 /// A rep takes a lead from the public pool.
@@ -266,6 +279,7 @@ pub async fn claim_lead(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Lead> {
     .await?;
     let after = load(tx, ctx, id).await?;
     audit(tx, ctx, "claim", "lead", id, Some(&before), Some(&after)).await?;
+    lead_assigned(tx, ctx, &after).await?;
     Ok(after)
 }
 

@@ -1,31 +1,118 @@
-//! The local console chat: a page at /console and its JSON endpoints. It drives the same bot core
-//! as the chat platforms, with the user picked by handle.
+//! The local console chat: a page at /console (HTML, CSS and JS compiled into the binary, no build
+//! step) and its JSON endpoints. It drives the same bot core as the chat platforms, with the user
+//! picked by handle.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState};
-use crate::command::detect_lang;
+use crate::command::{detect_lang, spec};
+use crate::crm::Lang;
 use crate::platform::console;
 
 const PAGE: &str = include_str!("../../assets/console.html");
+const SCRIPT: &str = include_str!("../../assets/console.js");
+const STYLE: &str = include_str!("../../assets/console.css");
+
+/// The page loads only its own script and style (no inline code), so text that slipped past the
+/// escaping could still not run.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console", get(page))
+        .route("/console/console.js", get(script))
+        .route("/console/console.css", get(style))
+        .route("/console/examples", get(examples))
         .route("/console/users", get(users))
         .route("/console/messages", axum::routing::post(post_message))
         .route("/console/pushes", get(pushes))
         .route("/console/pushes/{id}/image", get(push_image))
 }
 
-async fn page() -> Html<&'static str> {
-    Html(PAGE)
+async fn page() -> Response {
+    let mut res = Html(PAGE).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// Assets are revalidated on each load (`no-cache`): after an upgrade the page and its script
+/// must not come from different versions.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+#[derive(Deserialize)]
+struct ExamplesQuery {
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExampleOut {
+    command: &'static str,
+    summary: &'static str,
+    usage: &'static str,
+    text: &'static str,
+}
+
+/// Commands not worth offering to try: a bare number answers a question, `unknown` is the fallback.
+const NOT_EXAMPLES: &[&str] = &["select", "unknown"];
+
+/// The "try these" list: per command of `bot-commands/`, its summary, usage and first example in
+/// the asked language (`zh` by default).
+async fn examples(
+    query: Result<Query<ExamplesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest("bad_query", e.body_text()))?;
+    let lang = match q.lang.as_deref() {
+        None | Some("zh") => Lang::Zh,
+        Some("en") => Lang::En,
+        Some(_) => return Err(ApiError::BadRequest("bad_query", "lang must be zh or en".into())),
+    };
+    let out: Vec<ExampleOut> = spec::specs()
+        .iter()
+        .filter(|s| !NOT_EXAMPLES.contains(&s.name.as_str()))
+        .filter_map(|s| {
+            let example = s.examples.iter().find(|e| detect_lang(&e.text) == lang)?;
+            Some(ExampleOut {
+                command: s.name.as_str(),
+                summary: s.summary.get(lang),
+                usage: s.usage.get(lang),
+                text: example.text.trim(),
+            })
+        })
+        .collect();
+    let lang = match lang {
+        Lang::Zh => "zh",
+        Lang::En => "en",
+    };
+    Ok(Json(serde_json::json!({ "lang": lang, "examples": out })))
 }
 
 #[derive(Serialize)]
@@ -100,8 +187,8 @@ async fn post_message(
     let reply = state.bot.handle(&msg).await.map_err(|e| {
         tracing::error!(error = %e, "message not handled");
         ApiError::Unavailable(match detect_lang(&body.text) {
-            crate::crm::Lang::Zh => "系统暂时无法处理，请稍后重发。".into(),
-            crate::crm::Lang::En => "Could not handle the message right now; please resend shortly.".into(),
+            Lang::Zh => "系统暂时无法处理，请稍后重发。".into(),
+            Lang::En => "Could not handle the message right now; please resend shortly.".into(),
         })
     })?;
     Ok(Json(MessageOut { reply: reply.text, message_id, duplicate: reply.duplicate }))
@@ -147,5 +234,5 @@ async fn push_image(
 }
 
 fn console_error(e: crate::crm::CrmError) -> ApiError {
-    ApiError::from_crm(e, crate::crm::Lang::En)
+    ApiError::from_crm(e, Lang::En)
 }

@@ -16,9 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tracing::Instrument as _;
 
-use super::{ApiError, AppState};
-use crate::bot::{Delivery, Reply, Special};
-use crate::crm::{self, Actor, Ctx, Role, Via};
+use super::{ApiError, AppState, callback};
+use crate::bot::{Delivery, Special};
+use crate::crm;
 use crate::outbox::{self, Kind, OutMessage, Outgoing, Target};
 use crate::platform::dingtalk::{self, Action, App, CallbackError, EventQuery, RobotMessage};
 
@@ -46,76 +46,6 @@ fn reject(e: CallbackError) -> ApiError {
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Makes an unknown sender a rep when the config allows it; otherwise the bot tells them how an
-/// admin links them.
-async fn self_register(state: &AppState, app: &App, staff_id: &str) -> Result<(), crm::CrmError> {
-    let corp = &app.cfg.corp_id;
-    let mut tx = state.db.begin_read().await?;
-    let known = crm::users::resolve_identity(&mut tx, dingtalk::PLATFORM, corp, staff_id).await?.is_some();
-    tx.commit().await?;
-    if known {
-        return Ok(());
-    }
-    let mut tx = state.db.begin().await?;
-    if crm::users::resolve_identity(&mut tx, dingtalk::PLATFORM, corp, staff_id).await?.is_some() {
-        return Ok(());
-    }
-    let org = crm::orgs::org_by_name(&mut tx, &app.cfg.org).await?;
-    let ctx = Ctx::new(Actor::system(org.id), Via::System, state.clock.now());
-    let handle: String = staff_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        .take(28)
-        .collect::<String>()
-        .to_lowercase();
-    let base = if handle.is_empty() { "dingtalk".to_string() } else { handle };
-    let mut handle = base.clone();
-    for n in 2..100 {
-        if matches!(crm::users::find_user(&mut tx, org.id, &handle).await, Err(crm::CrmError::NotFound(_))) {
-            break;
-        }
-        handle = format!("{base}-{n}");
-    }
-    let name: String = staff_id.chars().take(50).collect();
-    let new = crm::users::NewUser { handle: &handle, name: &name, role: Role::Rep, team_id: None };
-    let user = crm::users::create_user(&mut tx, &ctx, new).await?;
-    crm::users::link_identity(&mut tx, &ctx, user.id, dingtalk::PLATFORM, corp, staff_id).await?;
-    tx.commit().await?;
-    tracing::info!(user = user.id, "self-registered a DingTalk user as a rep");
-    Ok(())
-}
-
-/// Runs the bot within the reply deadline; when it is slower, the reply goes out through the
-/// outbox, queued in the message's own transaction (see [`Delivery`]).
-async fn reply_in_time(
-    state: &AppState,
-    delivery: Arc<Delivery>,
-    work: impl std::future::Future<Output = Result<Reply, crate::bot::BotError>> + Send + 'static,
-) -> Result<Option<Reply>, ApiError> {
-    let mut handle = tokio::spawn(work);
-    let deadline = state.dingtalk.reply_deadline;
-    let finished = match tokio::time::timeout(deadline, &mut handle).await {
-        Ok(finished) => finished,
-        Err(_) if delivery.give_up() => {
-            tracing::warn!(?deadline, "bot slower than the reply deadline; the reply will be pushed");
-            return Ok(None);
-        }
-        Err(_) => handle.await,
-    };
-    match finished {
-        Ok(Ok(reply)) => Ok(Some(reply)),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "message not handled");
-            // Nothing stored: a non-200 lets DingTalk retry.
-            Err(ApiError::Unavailable("storage unavailable, retry".into()))
-        }
-        Err(join) => {
-            tracing::error!(error = %join, "bot task failed");
-            Err(ApiError::Unavailable("internal error, retry".into()))
-        }
-    }
 }
 
 /// The session webhook failed after the message was handled: push the reply instead, once.
@@ -172,7 +102,9 @@ async fn handle(
         && same_corp
         && let Some(staff) = m.sender_staff_id.as_deref().filter(|s| !s.is_empty())
     {
-        self_register(&state, &app, staff).await.map_err(|e| ApiError::from_crm(e, crm::Lang::Zh))?;
+        callback::self_register(&state, dingtalk::PLATFORM, &app.cfg.org, &app.cfg.corp_id, staff)
+            .await
+            .map_err(|e| ApiError::from_crm(e, crm::Lang::Zh))?;
     }
     let (msg, special) = match dingtalk::action(&app, &m, now) {
         Action::Ignore => return Ok(StatusCode::OK.into_response()),
@@ -206,7 +138,7 @@ async fn handle(
     let bot = state.bot.clone();
     let d = delivery.clone();
     let work = async move { bot.handle_with_delivery(&msg, special, d).await };
-    let Some(reply) = reply_in_time(&state, delivery, work).await? else {
+    let Some(reply) = callback::reply_in_time(state.dingtalk.reply_deadline, delivery, work).await? else {
         return Ok(StatusCode::OK.into_response());
     };
     // A duplicate delivery was answered the first time: do not reply twice.

@@ -18,9 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, callback};
 use crate::bot::{Delivery, Special};
-use crate::crm::{self, Actor, Ctx, Role, Via};
+use crate::crm;
 use crate::outbox::Target;
 use crate::platform::feishu::{self, Action, App, CallbackError, Opened, SignedHeaders};
 
@@ -49,45 +49,6 @@ fn signed_headers(h: &HeaderMap) -> SignedHeaders {
         nonce: get("x-lark-request-nonce"),
         signature: get("x-lark-signature"),
     }
-}
-
-/// Makes an unknown sender a rep when the config allows it; otherwise the bot tells them how an
-/// admin links them.
-async fn self_register(state: &AppState, app: &App, open_id: &str) -> Result<(), crm::CrmError> {
-    let corp = &app.cfg.corp_id;
-    let mut tx = state.db.begin_read().await?;
-    let known = crm::users::resolve_identity(&mut tx, feishu::PLATFORM, corp, open_id).await?.is_some();
-    tx.commit().await?;
-    if known {
-        return Ok(());
-    }
-    let mut tx = state.db.begin().await?;
-    if crm::users::resolve_identity(&mut tx, feishu::PLATFORM, corp, open_id).await?.is_some() {
-        return Ok(());
-    }
-    let org = crm::orgs::org_by_name(&mut tx, &app.cfg.org).await?;
-    let ctx = Ctx::new(Actor::system(org.id), Via::System, state.clock.now());
-    let handle: String = open_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        .take(28)
-        .collect::<String>()
-        .to_lowercase();
-    let base = if handle.is_empty() { "feishu".to_string() } else { handle };
-    let mut handle = base.clone();
-    for n in 2..100 {
-        if matches!(crm::users::find_user(&mut tx, org.id, &handle).await, Err(crm::CrmError::NotFound(_))) {
-            break;
-        }
-        handle = format!("{base}-{n}");
-    }
-    let name: String = open_id.chars().take(50).collect();
-    let new = crm::users::NewUser { handle: &handle, name: &name, role: Role::Rep, team_id: None };
-    let user = crm::users::create_user(&mut tx, &ctx, new).await?;
-    crm::users::link_identity(&mut tx, &ctx, user.id, feishu::PLATFORM, corp, open_id).await?;
-    tx.commit().await?;
-    tracing::info!(user = user.id, "self-registered a Feishu user as a rep");
-    Ok(())
 }
 
 fn ok_body() -> Response {
@@ -122,7 +83,9 @@ async fn receive(
         }
     };
     if state.feishu.self_register {
-        self_register(&state, &app, &msg.sender).await.map_err(|e| ApiError::from_crm(e, crm::Lang::Zh))?;
+        callback::self_register(&state, feishu::PLATFORM, &app.cfg.org, &app.cfg.corp_id, &msg.sender)
+            .await
+            .map_err(|e| ApiError::from_crm(e, crm::Lang::Zh))?;
     }
     let target = Target { platform: feishu::PLATFORM.into(), app: app.cfg.name.clone(), recipient: reply_to };
     let delivery = Delivery::new(target, feishu::client::TEXT_MAX_BYTES);

@@ -1,6 +1,7 @@
 //! The HTTP edge: router, middleware, health checks. Handlers translate HTTP to plain calls.
 
 pub mod api_v1;
+mod callback;
 mod console;
 mod dingtalk;
 mod error;

@@ -11,9 +11,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::{ApiError, AppState};
-use crate::bot::{Delivery, Reply, Special};
-use crate::crm::{self, Actor, Ctx, Role, Via};
+use super::{ApiError, AppState, callback};
+use crate::bot::{Delivery, Special};
+use crate::crm;
 use crate::outbox::Target;
 use crate::platform::wecom::{self, Action, App, CallbackError, CallbackQuery, xml};
 
@@ -67,79 +67,6 @@ fn body_text(body: &Bytes) -> Result<&str, ApiError> {
     std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("malformed", "body is not UTF-8".into()))
 }
 
-/// Makes an unknown sender a rep when the config allows it; otherwise the bot tells them how an
-/// admin links them.
-async fn self_register(state: &AppState, app: &App, user_id: &str) -> Result<(), crm::CrmError> {
-    // Almost every sender is known: check with a read before taking the write lock.
-    let mut tx = state.db.begin_read().await?;
-    let known = crm::users::resolve_identity(&mut tx, wecom::PLATFORM, &app.cfg.corp_id, user_id).await?.is_some();
-    tx.commit().await?;
-    if known {
-        return Ok(());
-    }
-    let mut tx = state.db.begin().await?;
-    if crm::users::resolve_identity(&mut tx, wecom::PLATFORM, &app.cfg.corp_id, user_id).await?.is_some() {
-        return Ok(());
-    }
-    let org = crm::orgs::org_by_name(&mut tx, &app.cfg.org).await?;
-    let ctx = Ctx::new(Actor::system(org.id), Via::System, state.clock.now());
-    let handle: String = user_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        .take(32)
-        .collect::<String>()
-        .to_lowercase();
-    let base = if handle.is_empty() { "wecom".to_string() } else { handle.chars().take(28).collect() };
-    // Another user may have that handle already (LiLei vs lilei): add a suffix until it is free.
-    let mut handle = base.clone();
-    for n in 2..100 {
-        if matches!(crm::users::find_user(&mut tx, org.id, &handle).await, Err(crm::CrmError::NotFound(_))) {
-            break;
-        }
-        handle = format!("{base}-{n}");
-    }
-    let name: String = user_id.chars().take(50).collect();
-    let new = crm::users::NewUser { handle: &handle, name: &name, role: Role::Rep, team_id: None };
-    let user = crm::users::create_user(&mut tx, &ctx, new).await?;
-    crm::users::link_identity(&mut tx, &ctx, user.id, wecom::PLATFORM, &app.cfg.corp_id, user_id).await?;
-    tx.commit().await?;
-    tracing::info!(user = user.id, "self-registered a WeCom user as a rep");
-    Ok(())
-}
-
-/// Runs the bot, but answers within the reply deadline: when the bot is slower, WeCom gets an
-/// empty 200 now and the reply goes out through the outbox, queued in the message's own
-/// transaction (see [`Delivery`]).
-async fn reply_in_time(
-    state: &AppState,
-    delivery: Arc<Delivery>,
-    work: impl std::future::Future<Output = Result<Reply, crate::bot::BotError>> + Send + 'static,
-) -> Result<Option<Reply>, ApiError> {
-    let mut handle = tokio::spawn(work);
-    let deadline = state.wecom.reply_deadline;
-    let finished = match tokio::time::timeout(deadline, &mut handle).await {
-        Ok(finished) => finished,
-        Err(_) if delivery.give_up() => {
-            tracing::warn!(?deadline, "bot slower than the reply deadline; acknowledging, the reply will be pushed");
-            return Ok(None);
-        }
-        // The writer already chose a passive reply and is committing it.
-        Err(_) => handle.await,
-    };
-    match finished {
-        Ok(Ok(reply)) => Ok(Some(reply)),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "message not handled");
-            // Not stored: WeCom retries on a non-200, which is what we want.
-            Err(ApiError::Unavailable("storage unavailable, retry".into()))
-        }
-        Err(join) => {
-            tracing::error!(error = %join, "bot task failed");
-            Err(ApiError::Unavailable("internal error, retry".into()))
-        }
-    }
-}
-
 fn reply_target(app: &App, to_user: &str) -> Target {
     Target { platform: wecom::PLATFORM.into(), app: app.cfg.name.clone(), recipient: to_user.to_string() }
 }
@@ -159,7 +86,9 @@ async fn receive(
     let now = state.clock.now();
     let inbound = wecom::open(&app, &q, body_text(&body)?, now, state.wecom.timestamp_window_secs).map_err(reject)?;
     if state.wecom.self_register && !inbound.from().is_empty() {
-        self_register(&state, &app, inbound.from()).await.map_err(|e| ApiError::from_crm(e, crm::Lang::Zh))?;
+        callback::self_register(&state, wecom::PLATFORM, &app.cfg.org, &app.cfg.corp_id, inbound.from())
+            .await
+            .map_err(|e| ApiError::from_crm(e, crm::Lang::Zh))?;
     }
     let (msg, special) = match wecom::action(&app, &inbound, now) {
         Action::Ignore => return Ok(StatusCode::OK.into_response()),
@@ -176,7 +105,7 @@ async fn receive(
     let bot = state.bot.clone();
     let d = delivery.clone();
     let work = async move { bot.handle_with_delivery(&msg, special, d).await };
-    match reply_in_time(&state, delivery.clone(), work).await? {
+    match callback::reply_in_time(state.wecom.reply_deadline, delivery.clone(), work).await? {
         Some(reply) if !reply.text.is_empty() => {
             let first = delivery.passive_part(&reply.text);
             Ok(xml_response(wecom::passive_reply(&app, &inbound, &first, now, &q.nonce)))
@@ -221,7 +150,7 @@ async fn receive_robot(
     let delivery = Delivery::new(reply_target(&app, &m.from_user), usize::MAX);
     let d = delivery.clone();
     let work = async move { bot.handle_with_delivery(&msg, None, d).await };
-    let Some(reply) = reply_in_time(&state, delivery, work).await? else {
+    let Some(reply) = callback::reply_in_time(state.wecom.reply_deadline, delivery, work).await? else {
         return Ok(StatusCode::OK.into_response());
     };
     if reply.text.is_empty() {

@@ -19,6 +19,7 @@ use crate::platform::wecom::client::{ErrorClass, Message, PushError, RobotClient
 use crate::platform::{PushFailure, console, dingtalk, feishu, wecom};
 use crate::store::outbox::OutboxRow;
 use crate::store::{self, Db, Tx};
+use crate::webhooks;
 
 #[derive(Debug, Clone)]
 pub struct DispatchConfig {
@@ -54,6 +55,9 @@ impl Default for DispatchConfig {
 /// Outbox `platform` of WeCom group-robot messages; the recipient is the webhook key.
 pub const WECOM_ROBOT: &str = "wecom_robot";
 
+/// Webhook timeout when the senders were built without a webhook client.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The push clients, by platform app name.
 #[derive(Clone, Default)]
 pub struct Senders {
@@ -62,6 +66,7 @@ pub struct Senders {
     robot: Option<(RobotClient, String)>,
     dingtalk: HashMap<String, dingtalk::Pusher>,
     feishu: HashMap<String, feishu::Pusher>,
+    webhook: Option<webhooks::Sender>,
 }
 
 impl Senders {
@@ -70,8 +75,15 @@ impl Senders {
         Self {
             wecom: apps.iter().map(|app| (app.cfg.name.clone(), app.client.clone())).collect(),
             robot,
+            webhook: webhooks::Sender::new(timeout).ok(),
             ..Default::default()
         }
+    }
+
+    /// The client for outbound webhooks (by default one with a 10-second timeout).
+    pub fn with_webhooks(mut self, sender: webhooks::Sender) -> Self {
+        self.webhook = Some(sender);
+        self
     }
 
     /// Adds the DingTalk and Feishu apps' push clients.
@@ -303,6 +315,22 @@ impl Dispatcher {
             if let Some(after) = held {
                 let error = format!("rate limit of {} `{}` reached; held back", row.platform, row.recipient);
                 handles.push(Err(Outcome::Retry { error, after: Some(after), attempted: false }));
+                continue;
+            }
+            // A webhook body is the event JSON, not an OutMessage.
+            if row.platform == webhooks::PLATFORM {
+                let sender = self.senders.webhook.clone().or_else(|| webhooks::Sender::new(WEBHOOK_TIMEOUT).ok());
+                let Some(sender) = sender else {
+                    // Counted, so a client that cannot be built ends in a visible dead letter.
+                    let error = "cannot build the webhook HTTP client".to_string();
+                    handles.push(Err(Outcome::Retry { error, after: None, attempted: true }));
+                    continue;
+                };
+                let (db, row, now, limit) = (self.db.clone(), row.clone(), self.clock.now(), limit.clone());
+                handles.push(Ok(tokio::spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    webhooks::deliver(&db, &sender, &row, now).await.map_err(Failed::Other)
+                })));
                 continue;
             }
             let message: OutMessage = match serde_json::from_str(&row.body) {

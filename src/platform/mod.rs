@@ -4,6 +4,7 @@
 pub mod console;
 pub mod dingtalk;
 pub mod feishu;
+pub mod hmac;
 pub mod markdown;
 #[cfg(test)]
 mod render_tests;

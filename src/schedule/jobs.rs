@@ -301,7 +301,9 @@ async fn overdue(
 ) -> crm::Result<usize> {
     let tz = org.tz();
     let mut by_owner: BTreeMap<i64, Vec<store::schedule::OverdueTask>> = BTreeMap::new();
-    for t in store::schedule::overdue_tasks(tx, org.id, now).await? {
+    let overdue = store::schedule::overdue_tasks(tx, org.id, now).await?;
+    crate::webhooks::emit_overdue(tx, org, &overdue, scheduled, now).await?;
+    for t in overdue {
         by_owner.entry(t.owner_id).or_default().push(t);
     }
     let mut n = 0;

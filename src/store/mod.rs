@@ -20,6 +20,7 @@ pub mod tasks;
 pub mod tokens;
 pub mod undo;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -171,6 +172,37 @@ impl Db {
             Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
+    }
+
+    /// Migrations this binary carries.
+    pub fn migrations_known(&self) -> usize {
+        match self {
+            Db::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
+            Db::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
+        }
+    }
+
+    /// Migrations applied to this database (0 on a database never migrated).
+    pub async fn migrations_applied(&self) -> Result<usize, sqlx::Error> {
+        let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+        let n: Result<i64, sqlx::Error> = match self {
+            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+            Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        };
+        match n {
+            Ok(n) => Ok(usize::try_from(n).unwrap_or(0)),
+            // No migrations table yet: nothing applied.
+            Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The database server's clock (PostgreSQL); `None` for SQLite, which is this host's.
+    pub async fn server_time(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, sqlx::Error> {
+        match self {
+            Db::Sqlite(_) => Ok(None),
+            Db::Postgres(p) => sqlx::query_scalar("SELECT now()").fetch_one(p).await.map(Some),
+        }
     }
 
     /// Round trip to the database, for `/readyz`.

@@ -752,40 +752,28 @@ pub async fn stuck_deals(
             qb
         }};
     }
+    // The count, then the longest-stuck rows, on whichever backend is live.
+    macro_rules! run_both {
+        ($db:ty, $t:expr) => {{
+            let total: i64 = build!($db, "SELECT COUNT(*)", |_: &mut sqlx::QueryBuilder<$db>| {})
+                .build_query_scalar()
+                .fetch_one(&mut **$t)
+                .await?;
+            let rows = build!(
+                $db,
+                "SELECT d.id, d.owner_id, d.title, c.name AS customer_name, d.stage_entered_at AS at, d.stage",
+                |qb: &mut sqlx::QueryBuilder<$db>| {
+                    qb.push(" ORDER BY d.stage_entered_at, d.id LIMIT ").push_bind(limit);
+                }
+            )
+            .build_query_as()
+            .fetch_all(&mut **$t)
+            .await?;
+            Ok((rows, total))
+        }};
+    }
     match tx {
-        Tx::Sqlite(t) => {
-            let total: i64 = build!(sqlx::Sqlite, "SELECT COUNT(*)", |_: &mut sqlx::QueryBuilder<sqlx::Sqlite>| {})
-                .build_query_scalar()
-                .fetch_one(&mut **t)
-                .await?;
-            let rows = build!(
-                sqlx::Sqlite,
-                "SELECT d.id, d.owner_id, d.title, c.name AS customer_name, d.stage_entered_at AS at, d.stage",
-                |qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>| {
-                    qb.push(" ORDER BY d.stage_entered_at, d.id LIMIT ").push_bind(limit);
-                }
-            )
-            .build_query_as()
-            .fetch_all(&mut **t)
-            .await?;
-            Ok((rows, total))
-        }
-        Tx::Postgres(t) => {
-            let total: i64 = build!(sqlx::Postgres, "SELECT COUNT(*)", |_: &mut sqlx::QueryBuilder<sqlx::Postgres>| {})
-                .build_query_scalar()
-                .fetch_one(&mut **t)
-                .await?;
-            let rows = build!(
-                sqlx::Postgres,
-                "SELECT d.id, d.owner_id, d.title, c.name AS customer_name, d.stage_entered_at AS at, d.stage",
-                |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
-                    qb.push(" ORDER BY d.stage_entered_at, d.id LIMIT ").push_bind(limit);
-                }
-            )
-            .build_query_as()
-            .fetch_all(&mut **t)
-            .await?;
-            Ok((rows, total))
-        }
+        Tx::Sqlite(t) => run_both!(sqlx::Sqlite, t),
+        Tx::Postgres(t) => run_both!(sqlx::Postgres, t),
     }
 }

@@ -601,3 +601,263 @@ async fn cli_users_leave_and_back_change_routing() {
     let out = c.expect(&["users", "leave", "nobody", "--org", ORG], 1);
     assert!(out.stderr.contains("nobody"), "{out:#?}");
 }
+
+// --- Customers, deals and activities (chatcrm::csv_io) -----------------------------------------
+
+mod csv_io_tests {
+    use super::*;
+    use chatcrm::crm::Role;
+    use chatcrm::crm::users::NewUser;
+    use chatcrm::csv_io::{self, CsvIoError, EncodingChoice, Kind, Outcome as RowOutcome};
+
+    /// Mixed Chinese and English headers, an unknown column (备注). Lines: 2 a new customer with a
+    /// contact; 3 the existing 海尔 written differently (fills its empty industry, adds a
+    /// contact); 4 line 2 again (nothing new); 5 a bad grade.
+    pub(super) const CUSTOMERS: &str = "客户名称,Industry,地区,grade,负责人,tags,contact,职位,电话,Email,备注\n\
+        青岛啤酒股份有限公司,制造业,青岛,A,r1,重点;展会、华东,张三,采购经理,13900000001,zs@beer.cn,x\n\
+        海尔有限公司,家电,,,,,王五,,13900000003,,\n\
+        青岛啤酒股份有限公司,制造业,青岛,A,r1,重点,张三,采购经理,13900000001,zs@beer.cn,\n\
+        坏等级公司,,,Z,,,,,,,\n";
+
+    fn opts(org_id: i64, dry_run: bool, skip_bad: bool) -> csv_io::ImportOptions {
+        csv_io::ImportOptions { org_id, dry_run, skip_bad, encoding: EncodingChoice::Auto, now: t0() }
+    }
+
+    fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write csv");
+        p
+    }
+
+    async fn counts(w: &World) -> [i64; 5] {
+        [
+            w.count("customers").await,
+            w.count("contacts").await,
+            w.count("deals").await,
+            w.count("activities").await,
+            w.count("audit_log").await,
+        ]
+    }
+
+    fn outcomes(r: &csv_io::ImportReport) -> Vec<(u64, RowOutcome)> {
+        r.rows.iter().map(|r| (r.row, r.outcome)).collect()
+    }
+
+    async fn csv_dedupe_dry_run_and_all_or_nothing(db: Db) {
+        let w = World::new(db).await;
+        let haier = w.customer(&w.r3, "海尔").await;
+        let dir = tempfile::tempdir().expect("dir");
+        let file = write(&dir, "c.csv", CUSTOMERS.as_bytes());
+        let before = counts(&w).await;
+
+        let dry = csv_io::import_file(&w.db, Kind::Customers, &file, &opts(w.org.id, true, false)).await.expect("dry");
+        let want = vec![
+            (2, RowOutcome::Created),
+            (3, RowOutcome::Updated),
+            (4, RowOutcome::Deduplicated),
+            (5, RowOutcome::Rejected),
+        ];
+        assert_eq!(outcomes(&dry), want, "{dry:#?}");
+        assert_eq!(dry.rows[1].id, Some(haier.id));
+        assert!(dry.rows[3].message.as_deref().is_some_and(|m| m.contains("等级")), "{dry:#?}");
+        assert!(dry.warnings.iter().any(|x| x.contains("备注")), "{:?}", dry.warnings);
+        assert_eq!((dry.committed, dry.exit_code()), (false, 1));
+        assert_eq!(counts(&w).await, before, "a dry run writes nothing");
+
+        // A rejected row: nothing is written.
+        let real =
+            csv_io::import_file(&w.db, Kind::Customers, &file, &opts(w.org.id, false, false)).await.expect("run");
+        assert_eq!(outcomes(&real), want);
+        assert_eq!((real.committed, real.exit_code()), (false, 1));
+        assert_eq!(counts(&w).await, before, "one bad row rejects the whole commit");
+
+        // --skip-bad: the good rows go in, the bad one is reported.
+        let real = csv_io::import_file(&w.db, Kind::Customers, &file, &opts(w.org.id, false, true)).await.expect("run");
+        assert_eq!(outcomes(&real), want);
+        assert_eq!((real.committed, real.exit_code()), (true, 1));
+        let after = counts(&w).await;
+        assert_eq!((after[0], after[1]), (before[0] + 1, before[1] + 2), "one customer, two contacts");
+        let mut tx = w.tx().await;
+        let ctx = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
+        let h = crm::customers::customer_detail(&mut tx, &ctx, haier.id).await.expect("haier");
+        assert_eq!(h.customer.industry.as_deref(), Some("家电"));
+        assert_eq!(h.customer.owner_id, Some(w.r3.id), "an existing owner is never overwritten");
+        assert_eq!(h.contacts.len(), 1);
+        let beer_id = real.rows[0].id.expect("beer id");
+        let beer = crm::customers::customer_detail(&mut tx, &ctx, beer_id).await.expect("beer");
+        assert_eq!(beer.customer.owner_id, Some(w.r1.id));
+        assert_eq!(beer.customer.grade, Some(crm::Grade::A));
+        let mut tags = beer.tags.clone();
+        tags.sort();
+        assert_eq!(tags, vec!["华东", "展会", "重点"]);
+        assert_eq!(beer.contacts[0].title.as_deref(), Some("采购经理"));
+        tx.rollback().await.expect("rollback");
+        assert!(after[4] > before[4], "audit rows were written");
+
+        // Again: everything is now a duplicate (the bad row still rejected).
+        let again =
+            csv_io::import_file(&w.db, Kind::Customers, &file, &opts(w.org.id, true, false)).await.expect("again");
+        assert_eq!(again.totals.deduplicated, 3, "{again:#?}");
+    }
+
+    async fn csv_gbk_and_bom_files_import_the_same(db: Db) {
+        let w = World::new(db).await;
+        let dir = tempfile::tempdir().expect("dir");
+        let text = "客户名称,行业,联系人,电话\n青岛啤酒,制造业,张三,13900000001\n杭州云帆,互联网,李四,13900000002\n";
+        let (gbk, _, _) = encoding_rs::GBK.encode(text);
+        let gbk_file = write(&dir, "gbk.csv", &gbk);
+        let bom_file = write(&dir, "bom.csv", format!("\u{FEFF}{text}").as_bytes());
+        let g =
+            csv_io::import_file(&w.db, Kind::Customers, &gbk_file, &opts(w.org.id, true, false)).await.expect("gbk");
+        let b =
+            csv_io::import_file(&w.db, Kind::Customers, &bom_file, &opts(w.org.id, true, false)).await.expect("bom");
+        assert_eq!((g.encoding, b.encoding), ("gb18030", "UTF-8"));
+        assert_eq!(g.rows, b.rows);
+        assert_eq!(g.rows[0].key, "青岛啤酒");
+        assert_eq!(g.totals.created, 2);
+        // Forcing UTF-8 on the GBK file refuses it; forcing GBK reads it.
+        let forced = csv_io::ImportOptions { encoding: EncodingChoice::Utf8, ..opts(w.org.id, true, false) };
+        assert!(csv_io::import_file(&w.db, Kind::Customers, &gbk_file, &forced).await.is_err());
+        let forced = csv_io::ImportOptions { encoding: EncodingChoice::Gbk, ..opts(w.org.id, false, false) };
+        let real = csv_io::import_file(&w.db, Kind::Customers, &gbk_file, &forced).await.expect("gbk real");
+        assert!(real.committed);
+        let again =
+            csv_io::import_file(&w.db, Kind::Customers, &bom_file, &opts(w.org.id, false, false)).await.expect("bom");
+        assert_eq!(again.totals.deduplicated, 2, "the BOM file names the same customers: {again:#?}");
+        assert_eq!(w.count("customers").await, 2);
+        assert_eq!(w.count("contacts").await, 2);
+    }
+
+    async fn csv_missing_required_column_is_refused(db: Db) {
+        let w = World::new(db).await;
+        let dir = tempfile::tempdir().expect("dir");
+        let file = write(&dir, "d.csv", "客户,金额\n海尔,5万\n".as_bytes());
+        let r = csv_io::import_file(&w.db, Kind::Deals, &file, &opts(w.org.id, false, false)).await;
+        assert!(matches!(&r, Err(CsvIoError::MissingColumns { missing, .. }) if missing.contains("商机")), "{r:?}");
+        assert_eq!(w.count("deals").await, 0);
+    }
+
+    async fn export(w: &World, kind: Kind, org_id: i64, en: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        csv_io::export(&w.db, kind, org_id, en, &mut out).await.expect("export");
+        out
+    }
+
+    async fn csv_export_import_round_trip(db: Db) {
+        let w = World::new(db).await;
+        let dir = tempfile::tempdir().expect("dir");
+        let customers = write(&dir, "c.csv", CUSTOMERS.as_bytes());
+        let deals = "客户,商机,金额,阶段,预计成交,负责人,状态\n\
+            青岛啤酒,二期扩产,5万,方案报价,2026-12-31,r1,\n\
+            青岛啤酒,一期,¥120,000,赢单,,r1,\n\
+            青岛啤酒,试点,50k,,,r1,输单\n\
+            不存在公司,x,1,,,,\n";
+        // The amount ¥120,000 has a comma: quote it as Excel would.
+        let deals = deals.replace("¥120,000", "\"¥120,000\"");
+        let deals_file = write(&dir, "d.csv", deals.as_bytes());
+        let acts = "customer,kind,occurred_at,content,user,next_step\n\
+            青岛啤酒,拜访,2026-11-20 14:30,聊了报价,r1,下周报方案\n\
+            青岛啤酒,call,2026-11-21,电话确认,,\n\
+            青岛啤酒,飞鸽传书,2026-11-21,x,r1,\n";
+        let acts_file = write(&dir, "a.csv", acts.as_bytes());
+        let o = opts(w.org.id, false, true);
+        csv_io::import_file(&w.db, Kind::Customers, &customers, &o).await.expect("customers");
+        let d = csv_io::import_file(&w.db, Kind::Deals, &deals_file, &o).await.expect("deals");
+        assert_eq!(
+            outcomes(&d),
+            vec![
+                (2, RowOutcome::Created),
+                (3, RowOutcome::Created),
+                (4, RowOutcome::Created),
+                (5, RowOutcome::Rejected)
+            ],
+            "{d:#?}"
+        );
+        let a = csv_io::import_file(&w.db, Kind::Activities, &acts_file, &o).await.expect("activities");
+        assert_eq!(
+            outcomes(&a),
+            vec![(2, RowOutcome::Created), (3, RowOutcome::Created), (4, RowOutcome::Rejected)],
+            "{a:#?}"
+        );
+
+        let ce = export(&w, Kind::Customers, w.org.id, false).await;
+        let de = export(&w, Kind::Deals, w.org.id, false).await;
+        let ae = export(&w, Kind::Activities, w.org.id, false).await;
+        for e in [&ce, &de, &ae] {
+            assert!(e.starts_with(b"\xEF\xBB\xBF"), "the export starts with the UTF-8 BOM");
+        }
+        let de_text = String::from_utf8(de.clone()).expect("utf-8");
+        assert!(de_text.contains("青岛啤酒股份有限公司,二期扩产,50000.00,方案报价,2026-12-31,r1,进行中,"), "{de_text}");
+        assert!(de_text.contains(",120000.00,赢单,,r1,赢单,"), "{de_text}");
+        assert!(de_text.contains("试点,50000.00,输单,,r1,输单,other"), "{de_text}");
+        let ae_text = String::from_utf8(ae.clone()).expect("utf-8");
+        assert!(ae_text.contains("青岛啤酒股份有限公司,拜访,2026-11-20 14:30:00,聊了报价,r1,下周报方案"), "{ae_text}");
+        assert!(
+            ae_text.contains(",电话,2026-11-21 00:00:00,电话确认,r1,"),
+            "the customer's owner logged it: {ae_text}"
+        );
+
+        // Re-importing the export changes nothing.
+        let again = write(&dir, "again.csv", &ce);
+        let r =
+            csv_io::import_file(&w.db, Kind::Customers, &again, &opts(w.org.id, false, false)).await.expect("again");
+        assert_eq!((r.totals.created, r.totals.updated, r.totals.rejected), (0, 0, 0), "{r:#?}");
+
+        // Into a fresh org with the same handles: the exports come out the same (English too).
+        let mut tx = w.tx().await;
+        let org3 = crm::orgs::create_org(&mut tx, "Org Three", "Asia/Shanghai", Via::Cli, t0()).await.expect("org3");
+        let sys = Ctx::new(Actor::system(org3.id), Via::Cli, t0());
+        for h in ["r1", "r3"] {
+            crm::users::create_user(&mut tx, &sys, NewUser { handle: h, name: h, role: Role::Rep, team_id: None })
+                .await
+                .expect("user");
+        }
+        tx.commit().await.expect("commit");
+        let o3 = opts(org3.id, false, false);
+        for (kind, bytes) in [(Kind::Customers, &ce), (Kind::Deals, &de), (Kind::Activities, &ae)] {
+            let f = write(&dir, "in.csv", bytes);
+            let r = csv_io::import_file(&w.db, kind, &f, &o3).await.expect("import export");
+            assert!(r.committed && r.totals.rejected == 0, "{r:#?}");
+        }
+        assert_eq!(export(&w, Kind::Customers, org3.id, false).await, ce);
+        assert_eq!(export(&w, Kind::Deals, org3.id, false).await, de);
+        assert_eq!(export(&w, Kind::Activities, org3.id, false).await, ae);
+        assert_eq!(export(&w, Kind::Deals, org3.id, true).await, export(&w, Kind::Deals, w.org.id, true).await);
+        let en = String::from_utf8(export(&w, Kind::Activities, org3.id, true).await).expect("utf-8");
+        assert!(en.starts_with("\u{FEFF}customer,kind,occurred_at,content,user,next_step\n"), "{en}");
+    }
+
+    both_backends!(
+        csv_dedupe_dry_run_and_all_or_nothing,
+        csv_gbk_and_bom_files_import_the_same,
+        csv_missing_required_column_is_refused,
+        csv_export_import_round_trip,
+    );
+
+    #[tokio::test]
+    async fn cli_csv_import_export_exit_codes() {
+        let (c, f) = CliDb::new().await;
+        let before = counts(&f.w).await;
+        let file = c.write("deals.csv", "\u{FEFF}客户,金额\n海尔,5万\n");
+        let out = c.expect(&["import", "deals", &file, "--org", ORG], 2);
+        assert!(out.stderr.contains("missing required column") && out.stderr.contains("商机"), "{out:#?}");
+
+        let file = c.write("customers.csv", CUSTOMERS);
+        let out = c.expect(&["import", "customers", &file, "--org", ORG, "--dry-run", "--json"], 1);
+        let v: Value = serde_json::from_str(&out.stdout).expect("JSON report");
+        assert_eq!(v["totals"]["rejected"], 1);
+        assert_eq!(v["rows"][3]["outcome"], "rejected");
+        let out = c.expect(&["import", "customers", &file, "--org", ORG], 1);
+        assert!(out.stdout.contains("nothing was written"), "{out:#?}");
+        assert_eq!(counts(&f.w).await, before);
+        c.expect(&["import", "customers", &file, "--org", ORG, "--skip-bad"], 1);
+        let good = c.write("good.csv", "name\n全新客户\n");
+        c.expect(&["import", "customers", &good, "--org", ORG], 0);
+
+        c.expect(&["export", "customers", "--org", ORG, "--out", "out.csv"], 0);
+        let bytes = std::fs::read(c.dir.path().join("out.csv")).expect("out.csv");
+        assert!(bytes.starts_with("\u{FEFF}客户名称,行业".as_bytes()));
+        let out = c.expect(&["export", "deals", "--org", ORG, "--en"], 0);
+        assert!(out.stdout.starts_with("\u{FEFF}customer,title,amount"), "{out:#?}");
+    }
+}

@@ -161,6 +161,11 @@ pub struct Apps {
 }
 
 impl Apps {
+    /// Every configured app.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_name.values()
+    }
+
     /// Validates every app's keys; start-up fails on the first bad one.
     pub fn from_settings(s: &DingtalkSettings) -> Result<Apps, SetupError> {
         let mut by_name = HashMap::new();

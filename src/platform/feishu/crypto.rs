@@ -9,6 +9,8 @@ use cbc::cipher::{Array, BlockModeDecrypt as _, BlockModeEncrypt as _, InOutBuf,
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::platform::hmac::hmac_sha256;
+
 type Aes256CbcDec = cbc::Decryptor<Aes256>;
 type Aes256CbcEnc = cbc::Encryptor<Aes256>;
 
@@ -48,33 +50,6 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// HMAC-SHA256 (RFC 2104) over `sha2`, so the crate needs no `hmac` dependency for one call.
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const B: usize = 64;
-    let mut k = [0u8; B];
-    if key.len() > B {
-        k[..32].copy_from_slice(&sha256(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut ipad = [0x36u8; B];
-    let mut opad = [0x5cu8; B];
-    for i in 0..B {
-        ipad[i] ^= k[i];
-        opad[i] ^= k[i];
-    }
-    let mut inner = Sha256::new();
-    inner.update(ipad);
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(opad);
-    outer.update(inner);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&outer.finalize());
-    out
 }
 
 impl FeishuCipher {
@@ -183,12 +158,6 @@ mod tests {
     #[test]
     fn v_g12_custom_bot_sign() {
         assert_eq!(bot_sign(1_700_000_000, "demo-secret"), "mYHw2R2SOm8Rw/sne3lQdmz4sOfntKR+1P/8RKKTwmA=");
-    }
-
-    #[test]
-    fn hmac_matches_rfc4231_case_2() {
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(hex(&mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 
     #[test]

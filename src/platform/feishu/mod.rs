@@ -150,6 +150,11 @@ pub struct Apps {
 }
 
 impl Apps {
+    /// Every configured app.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_name.values()
+    }
+
     pub fn from_settings(s: &FeishuSettings) -> Result<Self, SetupError> {
         let mut by_name = HashMap::new();
         let timeout = std::time::Duration::from_millis(s.request_timeout_ms.max(1));

@@ -1,0 +1,87 @@
+//! What every chat platform's callback handler shares: self-registration of unknown senders and
+//! running the bot within the platform's reply deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ApiError, AppState};
+use crate::bot::{Delivery, Reply};
+use crate::crm::{self, Actor, Ctx, Role, Via};
+
+/// Makes an unknown sender of `platform` (under `corp_id`) a rep of `org` when the config allows
+/// it; otherwise the bot tells them how an admin links them.
+pub(super) async fn self_register(
+    state: &AppState,
+    platform: &str,
+    org: &str,
+    corp_id: &str,
+    sender: &str,
+) -> Result<(), crm::CrmError> {
+    // Almost every sender is known: check with a read before taking the write lock.
+    let mut tx = state.db.begin_read().await?;
+    let known = crm::users::resolve_identity(&mut tx, platform, corp_id, sender).await?.is_some();
+    tx.commit().await?;
+    if known {
+        return Ok(());
+    }
+    let mut tx = state.db.begin().await?;
+    if crm::users::resolve_identity(&mut tx, platform, corp_id, sender).await?.is_some() {
+        return Ok(());
+    }
+    let org = crm::orgs::org_by_name(&mut tx, org).await?;
+    let ctx = Ctx::new(Actor::system(org.id), Via::System, state.clock.now());
+    let handle: String = sender
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(28)
+        .collect::<String>()
+        .to_lowercase();
+    let base = if handle.is_empty() { platform.to_string() } else { handle };
+    // Another user may have that handle already (LiLei vs lilei): add a suffix until it is free.
+    let mut handle = base.clone();
+    for n in 2..100 {
+        if matches!(crm::users::find_user(&mut tx, org.id, &handle).await, Err(crm::CrmError::NotFound(_))) {
+            break;
+        }
+        handle = format!("{base}-{n}");
+    }
+    let name: String = sender.chars().take(50).collect();
+    let new = crm::users::NewUser { handle: &handle, name: &name, role: Role::Rep, team_id: None };
+    let user = crm::users::create_user(&mut tx, &ctx, new).await?;
+    crm::users::link_identity(&mut tx, &ctx, user.id, platform, corp_id, sender).await?;
+    tx.commit().await?;
+    tracing::info!(user = user.id, platform, "self-registered a chat user as a rep");
+    Ok(())
+}
+
+/// Runs the bot, but answers within `deadline`: when the bot is slower, the platform gets its
+/// acknowledgement now and the reply goes out through the outbox, queued in the message's own
+/// transaction (see [`Delivery`]).
+pub(super) async fn reply_in_time(
+    deadline: Duration,
+    delivery: Arc<Delivery>,
+    work: impl std::future::Future<Output = Result<Reply, crate::bot::BotError>> + Send + 'static,
+) -> Result<Option<Reply>, ApiError> {
+    let mut handle = tokio::spawn(work);
+    let finished = match tokio::time::timeout(deadline, &mut handle).await {
+        Ok(finished) => finished,
+        Err(_) if delivery.give_up() => {
+            tracing::warn!(?deadline, "bot slower than the reply deadline; acknowledging, the reply will be pushed");
+            return Ok(None);
+        }
+        // The writer already chose a direct reply and is committing it.
+        Err(_) => handle.await,
+    };
+    match finished {
+        Ok(Ok(reply)) => Ok(Some(reply)),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "message not handled");
+            // Not stored: the platform retries on a non-200, which is what we want.
+            Err(ApiError::Unavailable("storage unavailable, retry".into()))
+        }
+        Err(join) => {
+            tracing::error!(error = %join, "bot task failed");
+            Err(ApiError::Unavailable("internal error, retry".into()))
+        }
+    }
+}
