@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/rules/{id}", axum::routing::delete(rules::delete_rule))
         .route("/api/v1/customers", get(records::list_customers).post(records::create_customer))
         .route("/api/v1/customers/{id}", get(records::get_customer).patch(records::update_customer))
+        .route("/api/v1/customers/{id}/contacts", post(records::add_contact))
         .route("/api/v1/deals", get(records::list_deals).post(records::create_deal))
         .route("/api/v1/deals/{id}", get(records::get_deal).patch(records::update_deal))
         .route("/api/v1/activities", get(records::list_activities).post(records::create_activity))
@@ -262,6 +263,7 @@ impl Modify for BearerAuth {
         records::create_customer,
         records::get_customer,
         records::update_customer,
+        records::add_contact,
         records::list_deals,
         records::create_deal,
         records::get_deal,

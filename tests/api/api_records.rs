@@ -258,6 +258,21 @@ async fn writes_follow_the_chat_rules(db: Db) {
     patch(&s, &rep, &format!("/api/v1/customers/{}", f.r2s), &json!({"grade": "A"}))
         .await
         .assert_error(403, "forbidden");
+    let c = post(
+        &s,
+        &rep,
+        &format!("/api/v1/customers/{cid}/contacts"),
+        &json!({"name": "王经理", "phone": "13800000000"}),
+    )
+    .await;
+    assert_eq!(c.status, 201, "{}", c.body);
+    let contacts = get(&s, &rep, &format!("/api/v1/customers/{cid}")).await.json()["contacts"].clone();
+    assert_eq!(contacts[0]["name"], "王经理", "{contacts}");
+    post(&s, &rep, &format!("/api/v1/customers/{}/contacts", f.r2s), &json!({"name": "x"}))
+        .await
+        .assert_error(403, "forbidden");
+    let r = post(&s, &rep, &format!("/api/v1/customers/{cid}/contacts"), &json!({"phone": "1"})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
 
     let d = post(
         &s,

@@ -802,3 +802,53 @@ pub async fn create_task(
     .await)?;
     Ok((axum::http::StatusCode::CREATED, Json(t)))
 }
+
+/// A contact person to add to a customer.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactIn {
+    #[schema(example = "王经理")]
+    pub name: String,
+    pub title: Option<String>,
+    pub phone: Option<String>,
+    pub wechat: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Add a contact to a customer the caller may change.
+#[utoipa::path(
+    post,
+    path = "/api/v1/customers/{id}/contacts",
+    tag = "customers",
+    params(("id" = i64, Path, description = "Customer id")),
+    request_body = ContactIn,
+    responses(
+        (status = 201, description = "Added", body = Contact),
+        (status = 400, description = "A malformed id or body", body = ErrorBody),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Not this caller's customer, or an intake-only token", body = ErrorBody),
+        (status = 404, description = "No such customer in this org", body = ErrorBody)
+    )
+)]
+pub async fn add_contact(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    id: Result<axum::extract::Path<i64>, PathRejection>,
+    b: Result<Json<ContactIn>, JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<Contact>), V1Error> {
+    caller.require_full()?;
+    let id = path_id(id)?;
+    let b = body(b)?;
+    let ctx = caller.ctx(state.clock.now());
+    let c = in_tx!(state.db, |tx| {
+        let new = crm::customers::NewContact {
+            name: &b.name,
+            title: b.title.as_deref(),
+            phone: b.phone.as_deref(),
+            wechat: b.wechat.as_deref(),
+            email: b.email.as_deref(),
+        };
+        crm::customers::add_contact(&mut tx, &ctx, id, new).await.map_err(V1Error::from)
+    })?;
+    Ok((axum::http::StatusCode::CREATED, Json(c)))
+}
