@@ -1533,12 +1533,11 @@ async fn report(settings: Settings, what: ReportCmd) -> Result<()> {
             let ctx = Ctx::new(actor.clone(), Via::Cli, now);
             let scope = Scope::of(&actor);
             let view = report::pipeline_view(&mut tx, &ctx, scope, &opts).await?;
-            let stages = crm::orgs::stages(&mut tx, org.id).await?;
             let week = report::digest_period(now, org.tz(), DigestKind::Weekly);
             let names = report::Names::load(&mut tx, org.id).await?;
             let activity = report::activity(&mut tx, org.id, &scope, &names, week.0, week.1).await?;
             tx.commit().await?;
-            println!("{}", report::render::pipeline_view(&view, &stages, Dialect::Plain, lang(en)).join("\n\n"));
+            println!("{}", report::render::pipeline_view(&view, Dialect::Plain, lang(en)).join("\n\n"));
             if let Some(path) = png {
                 let input = report::funnel_chart(&view.funnel, Some(&activity), &org.name, lang(en));
                 let bytes = chatcrm::chart::render_png(&input)?;

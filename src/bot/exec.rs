@@ -417,8 +417,7 @@ pub(super) async fn run(
                 _ => crate::report::Scope::of(&ctx.actor),
             };
             let v = crate::report::pipeline_view(tx, ctx, scope, &bot.report).await?;
-            let stages = crm::orgs::stages(tx, ctx.org_id()).await?;
-            let mut text = crate::report::render::pipeline_view(&v, &stages, Dialect::Plain, lang).join("\n\n");
+            let mut text = crate::report::render::pipeline_view(&v, Dialect::Plain, lang).join("\n\n");
             if queue_funnel_chart(tx, ctx, bot, &v, lang).await? {
                 text.push_str(&render::pick(
                     lang,

@@ -13,7 +13,7 @@ use crate::crm::tasks::Today;
 use crate::crm::undo::Undone;
 use crate::crm::{Customer, Deal, DealStatus, Lang, Lead, LeadStatus, LostReason, Stage, Task, User};
 
-pub(super) fn pick(lang: Lang, zh: String, en: String) -> String {
+pub(crate) fn pick(lang: Lang, zh: String, en: String) -> String {
     match lang {
         Lang::Zh => zh,
         Lang::En => en,
@@ -326,7 +326,7 @@ pub fn format_time(at: DateTime<Utc>, tz: Tz, lang: Lang) -> String {
     }
 }
 
-fn stage_name(stages: &[Stage], key: &str, lang: Lang) -> String {
+pub(crate) fn stage_name(stages: &[Stage], key: &str, lang: Lang) -> String {
     stages.iter().find(|s| s.key == key).map_or(key.to_string(), |s| match lang {
         Lang::Zh => s.name_zh.clone(),
         Lang::En => s.name_en.clone(),

@@ -34,10 +34,10 @@ impl Dialect {
     /// The dialect of an outbox target's platform.
     pub fn for_platform(platform: &str) -> Self {
         match platform {
-            "wecom" => Dialect::WeCom,
-            "wecom_robot" => Dialect::WeComRobot,
-            "dingtalk" => Dialect::DingTalk,
-            "feishu" => Dialect::Feishu,
+            crate::platform::wecom::PLATFORM => Dialect::WeCom,
+            crate::outbox::dispatch::WECOM_ROBOT => Dialect::WeComRobot,
+            crate::platform::dingtalk::PLATFORM => Dialect::DingTalk,
+            crate::platform::feishu::PLATFORM => Dialect::Feishu,
             _ => Dialect::Plain,
         }
     }
@@ -154,38 +154,6 @@ pub fn plain_text(text: &str) -> String {
     text.replace("**", "")
 }
 
-/// A bot reply (light markdown: `**bold**` and `- ` lists, lines separated by `\n`) in a
-/// platform's dialect, as messages within its limit. Plain-text targets lose the `**`.
-pub fn reply(text: &str, d: Dialect) -> Vec<String> {
-    let plain = matches!(d, Dialect::Plain | Dialect::WeCom);
-    let lines: Vec<String> =
-        text.lines().map(|l| if plain && d == Dialect::WeCom { l.replace("**", "") } else { l.to_string() }).collect();
-    // One section per paragraph, so a split falls between paragraphs where it can.
-    let mut sections = Vec::new();
-    let mut cur = Vec::new();
-    for l in lines {
-        if l.trim().is_empty() {
-            if !cur.is_empty() {
-                sections.push(Section { lines: std::mem::take(&mut cur) });
-            }
-        } else {
-            cur.push(l);
-        }
-    }
-    if !cur.is_empty() {
-        sections.push(Section { lines: cur });
-    }
-    // A bold first line is the reply's title and heads the continuation messages too.
-    let header = sections
-        .first()
-        .and_then(|s| s.lines.first())
-        .filter(|l| l.starts_with("**"))
-        .map(|l| l.replace("**", ""))
-        .unwrap_or_default();
-    let header: String = header.chars().take(20).collect();
-    assemble(d, &header, sections)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,23 +193,5 @@ mod tests {
         let line = "海".repeat(1000);
         let out = fit_line(&line, 100);
         assert!(out.len() <= 100 && out.ends_with('…'));
-    }
-
-    #[test]
-    fn a_reply_keeps_bold_where_the_platform_renders_it() {
-        let text = "**今天** 11-24\n- #5 给海尔打电话\n- #6 发报价";
-        assert_eq!(reply(text, Dialect::WeCom), vec!["今天 11-24\n- #5 给海尔打电话\n- #6 发报价".to_string()]);
-        assert_eq!(reply(text, Dialect::Feishu), vec![text.to_string()]);
-        assert_eq!(
-            reply(text, Dialect::DingTalk),
-            vec!["**今天** 11-24\n\n- #5 给海尔打电话\n\n- #6 发报价".to_string()]
-        );
-        let long: String = (0..300).map(|i| format!("- #{i} 回访客户，确认方案反馈\n")).collect();
-        for d in [Dialect::WeCom, Dialect::DingTalk, Dialect::Feishu] {
-            let parts = reply(&long, d);
-            assert!(parts.iter().all(|p| p.len() <= d.limit_bytes()), "{d:?}");
-            let n = parts.iter().map(|p| p.matches("回访客户").count()).sum::<usize>();
-            assert_eq!(n, 300, "{d:?}: every line arrives once");
-        }
     }
 }

@@ -616,8 +616,7 @@ pub async fn forecast(
                 reps.insert(*owner, l);
             }
         }
-        for (user, month, amount) in targets.iter().filter(|t| t.1 == labels[i]) {
-            let _ = month;
+        for (user, _, amount) in targets.iter().filter(|t| t.1 == labels[i]) {
             m.target_fen = Some(m.target_fen.unwrap_or(0).saturating_add(*amount));
             let mut l = rep(&mut reps, *user);
             l.target_fen = Some(*amount);

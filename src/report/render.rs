@@ -6,27 +6,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{Digest, DigestKind, Funnel, MonthForecast, Pipeline, PipelineView, RiskList, ScopeKind};
-use crate::bot::render::{reason_name, yuan};
-use crate::crm::{Lang, Stage};
+use crate::bot::render::{pick, reason_name, stage_name, yuan};
+use crate::crm::Lang;
 pub use crate::platform::markdown::Dialect;
 use crate::platform::markdown::{Section, assemble};
-
-fn pick(lang: Lang, zh: String, en: String) -> String {
-    match lang {
-        Lang::Zh => zh,
-        Lang::En => en,
-    }
-}
-
-fn stage_name(stages: &[Stage], key: &str, lang: Lang) -> String {
-    stages.iter().find(|s| s.key == key).map_or_else(
-        || key.to_string(),
-        |s| match lang {
-            Lang::Zh => s.name_zh.clone(),
-            Lang::En => s.name_en.clone(),
-        },
-    )
-}
 
 fn day(t: DateTime<Utc>, tz: Tz, lang: Lang) -> String {
     let l = t.with_timezone(&tz);
@@ -180,7 +163,7 @@ pub fn digest(d: &Digest, dialect: Dialect, lang: Lang) -> Vec<String> {
     if !deal_lines.is_empty() {
         sections.push(Section { lines: deal_lines });
     }
-    sections.push(Section { lines: pipeline_lines(&d.pipeline, &d.stages, dialect, lang) });
+    sections.push(Section { lines: pipeline_lines(&d.pipeline, dialect, lang) });
     sections.push(Section { lines: funnel_lines(&d.funnel, dialect, lang) });
     sections.push(Section { lines: forecast_lines(&d.forecast, d.scope, dialect, lang) });
     sections.push(Section { lines: risk_lines(d, tz, dialect, lang) });
@@ -302,8 +285,7 @@ fn deal_events(d: &Digest, dialect: Dialect, lang: Lang) -> Vec<String> {
     lines
 }
 
-fn pipeline_lines(p: &Pipeline, stages: &[Stage], dialect: Dialect, lang: Lang) -> Vec<String> {
-    let _ = stages;
+fn pipeline_lines(p: &Pipeline, dialect: Dialect, lang: Lang) -> Vec<String> {
     let mut lines = vec![dialect.bold(&pick(
         lang,
         format!("进行中 {} 单 {} · 加权 {}", p.total_count, yuan(p.total_fen), yuan(p.weighted_fen)),
@@ -474,7 +456,7 @@ fn risk_lines(d: &Digest, tz: Tz, dialect: Dialect, lang: Lang) -> Vec<String> {
 }
 
 /// `漏斗` / `pipeline`: open deals per stage, the funnel and the forecast.
-pub fn pipeline_view(v: &PipelineView, stages: &[Stage], dialect: Dialect, lang: Lang) -> Vec<String> {
+pub fn pipeline_view(v: &PipelineView, dialect: Dialect, lang: Lang) -> Vec<String> {
     let header = match (v.scope, lang) {
         (ScopeKind::Own, Lang::Zh) => "我的漏斗".to_string(),
         (ScopeKind::Team, Lang::Zh) => "团队漏斗".to_string(),
@@ -485,7 +467,7 @@ pub fn pipeline_view(v: &PipelineView, stages: &[Stage], dialect: Dialect, lang:
     };
     let sections = vec![
         Section { lines: vec![dialect.title(&header)] },
-        Section { lines: pipeline_lines(&v.pipeline, stages, dialect, lang) },
+        Section { lines: pipeline_lines(&v.pipeline, dialect, lang) },
         Section { lines: funnel_lines(&v.funnel, dialect, lang) },
         Section { lines: forecast_lines(&v.forecast, v.scope, dialect, lang) },
     ];
