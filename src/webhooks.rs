@@ -182,11 +182,15 @@ pub async fn emit(
     org_id: i64,
     event: EventType,
     key: &str,
-    data: serde_json::Value,
+    data: impl FnOnce() -> serde_json::Value,
     now: DateTime<Utc>,
 ) -> sqlx::Result<usize> {
     let subs = subscribers(tx, org_id, event).await?;
-    emit_to(tx, &subs, org_id, event, key, data, now).await
+    if subs.is_empty() {
+        // The common case on every change: no record is serialised for nobody.
+        return Ok(0);
+    }
+    emit_to(tx, &subs, org_id, event, key, data(), now).await
 }
 
 /// [`emit`] to subscriptions already looked up (for jobs emitting many events at once).

@@ -67,8 +67,15 @@ pub async fn log_activity(tx: &mut Tx, ctx: &Ctx, new: NewActivity) -> Result<Lo
         .await?
         .ok_or_else(|| not_found(format!("活动 #{id} 不存在"), format!("activity #{id} does not exist")))?;
     audit(tx, ctx, "create", "activity", id, None::<&()>, Some(&activity)).await?;
-    let data = webhooks::record(&activity, &[]);
-    webhooks::emit(tx, ctx.org_id(), EventType::ActivityLogged, &id.to_string(), data, ctx.now).await?;
+    webhooks::emit(
+        tx,
+        ctx.org_id(),
+        EventType::ActivityLogged,
+        &id.to_string(),
+        || webhooks::record(&activity, &[]),
+        ctx.now,
+    )
+    .await?;
     let follow_up = match new.follow_up {
         Some((due_at, title)) => Some(
             super::tasks::create_task(

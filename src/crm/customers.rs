@@ -157,8 +157,15 @@ pub async fn create_customer(tx: &mut Tx, ctx: &Ctx, new: NewCustomer) -> Result
     let customer = load(tx, ctx.org_id(), id).await?;
     let snapshot = Snapshot { customer: &customer, tags: &tags };
     audit(tx, ctx, "create", "customer", id, None::<&()>, Some(&snapshot)).await?;
-    let data = webhooks::record(&snapshot, &[]);
-    webhooks::emit(tx, ctx.org_id(), EventType::CustomerCreated, &id.to_string(), data, ctx.now).await?;
+    webhooks::emit(
+        tx,
+        ctx.org_id(),
+        EventType::CustomerCreated,
+        &id.to_string(),
+        || webhooks::record(&snapshot, &[]),
+        ctx.now,
+    )
+    .await?;
     Ok(customer)
 }
 

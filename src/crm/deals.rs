@@ -216,16 +216,23 @@ pub async fn close_deal(
     stage_changed(tx, ctx, &before, &after).await?;
     let event = if won { EventType::DealWon } else { EventType::DealLost };
     let key = format!("{id}:{}", ctx.now.timestamp_millis());
-    webhooks::emit(tx, ctx.org_id(), event, &key, webhooks::record(&after, &[]), ctx.now).await?;
+    webhooks::emit(tx, ctx.org_id(), event, &key, || webhooks::record(&after, &[]), ctx.now).await?;
     Ok(after)
 }
 
 /// `deal.stage_changed` (also when a deal is won or lost: its stage changes too).
 async fn stage_changed(tx: &mut Tx, ctx: &Ctx, before: &Deal, after: &Deal) -> Result<()> {
-    let data = webhooks::record(after, &[("previous_stage", serde_json::json!(before.stage))]);
     // The stage is in the key: a deal moved and then won in one moment has two changes.
     let key = format!("{}:{}:{}", after.id, after.stage, ctx.now.timestamp_millis());
-    webhooks::emit(tx, ctx.org_id(), EventType::DealStageChanged, &key, data, ctx.now).await?;
+    webhooks::emit(
+        tx,
+        ctx.org_id(),
+        EventType::DealStageChanged,
+        &key,
+        || webhooks::record(after, &[("previous_stage", serde_json::json!(before.stage))]),
+        ctx.now,
+    )
+    .await?;
     Ok(())
 }
 

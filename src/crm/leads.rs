@@ -250,7 +250,7 @@ pub async fn assign_lead(tx: &mut Tx, ctx: &Ctx, id: i64, to_user: i64) -> Resul
 async fn lead_assigned(tx: &mut Tx, ctx: &Ctx, lead: &Lead) -> Result<()> {
     let owner = lead.owner_id.unwrap_or_default();
     let key = format!("{}:{owner}:{}", lead.id, lead.assigned_at.unwrap_or(ctx.now).timestamp_millis());
-    webhooks::emit(tx, ctx.org_id(), EventType::LeadAssigned, &key, webhooks::record(lead, &[]), ctx.now).await?;
+    webhooks::emit(tx, ctx.org_id(), EventType::LeadAssigned, &key, || webhooks::record(lead, &[]), ctx.now).await?;
     Ok(())
 }
 
