@@ -336,6 +336,11 @@ impl Names {
         Ok(Self { users, stages })
     }
 
+    /// Every user of the org.
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
     pub fn user(&self, id: i64) -> String {
         self.users.get(&id).map_or_else(|| format!("#{id}"), |u| u.name.clone())
     }
@@ -693,20 +698,36 @@ pub async fn digest_for(
     ctx: &Ctx,
     scope: Scope,
     kind: DigestKind,
-    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    span: (DateTime<Utc>, DateTime<Utc>),
     opts: &ReportOptions,
 ) -> crm::Result<Digest> {
-    let org_id = ctx.org_id();
-    let org = crm::orgs::org_by_id(tx, org_id).await?;
+    let org = crm::orgs::org_by_id(tx, ctx.org_id()).await?;
+    let names = Names::load(tx, org.id).await?;
+    digest_with(tx, ctx, scope, kind, span, opts, &org, &names).await
+}
+
+/// [`digest_for`] with the org and its names already loaded (the scheduler makes every user's
+/// digest of an org from one load).
+#[allow(clippy::too_many_arguments)]
+pub async fn digest_with(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    scope: Scope,
+    kind: DigestKind,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    opts: &ReportOptions,
+    org: &crm::Org,
+    names: &Names,
+) -> crm::Result<Digest> {
+    let org_id = org.id;
     let tz = org.tz();
-    let names = Names::load(tx, org_id).await?;
-    let activity = activity(tx, org_id, &scope, &names, from, to).await?;
+    let activity = activity(tx, org_id, &scope, names, from, to).await?;
     let leads = leads(tx, org_id, &scope, from, to).await?;
-    let deals = deals(tx, org_id, &scope, &names, from, to, opts.list_limit).await?;
-    let pipeline = pipeline(tx, org_id, &scope, &names).await?;
-    let funnel = funnel(tx, org_id, &scope, &names, ctx.now, opts.funnel_days).await?;
-    let forecast = forecast(tx, org_id, &scope, &names, ctx.now, tz).await?;
-    let risks = risks(tx, org_id, &scope, &names, ctx.now, opts).await?;
+    let deals = deals(tx, org_id, &scope, names, from, to, opts.list_limit).await?;
+    let pipeline = pipeline(tx, org_id, &scope, names).await?;
+    let funnel = funnel(tx, org_id, &scope, names, ctx.now, opts.funnel_days).await?;
+    let forecast = forecast(tx, org_id, &scope, names, ctx.now, tz).await?;
+    let risks = risks(tx, org_id, &scope, names, ctx.now, opts).await?;
     let reader = ctx.actor.user_id.map_or_else(|| org.name.clone(), |id| names.user(id));
     Ok(Digest {
         kind,
@@ -723,7 +744,7 @@ pub async fn digest_for(
         funnel,
         forecast,
         risks,
-        stages: names.stages,
+        stages: names.stages.clone(),
     })
 }
 

@@ -122,14 +122,15 @@ async fn digests(
 ) -> crm::Result<usize> {
     let kind = if week { DigestKind::Weekly } else { DigestKind::Daily };
     let span = report::digest_period(scheduled, org.tz(), kind);
-    let users: Vec<User> = crm::users::list_users(tx, org.id).await?.into_iter().filter(|u| u.active).collect();
+    let names = report::Names::load(tx, org.id).await?;
+    let users: Vec<User> = names.users().filter(|u| u.active).cloned().collect();
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
     let targets = s.routes.targets_for_users(tx, &ids).await?;
     let mut n = 0;
     for user in &users {
         let actor = Actor::of(user);
         let ctx = Ctx::new(actor.clone(), Via::System, now);
-        let d = report::digest_for(tx, &ctx, Scope::of(&actor), kind, span, &s.plan.report).await?;
+        let d = report::digest_with(tx, &ctx, Scope::of(&actor), kind, span, &s.plan.report, org, &names).await?;
         let Some(target) = targets.get(&user.id) else { continue };
         let chunks = report::render::digest(&d, Dialect::for_platform(&target.platform), Lang::Zh);
         let outs: Vec<(String, OutMessage)> = chunks
