@@ -241,7 +241,8 @@ impl Bot {
         // concurrent commits, while a long batch would hold row locks other writers wait on: there,
         // several writers each commit one message at a time. Writers of other instances are
         // handled by retrying a message that lost a deadlock (see `handle_one`).
-        let (writers, batch) = match db.kind() {
+        let db_kind = db.kind();
+        let (writers, batch) = match db_kind {
             crate::config::DatabaseKind::Sqlite => (1, MAX_BATCH),
             crate::config::DatabaseKind::Postgres => (POSTGRES_WRITERS, 1),
         };
@@ -256,8 +257,26 @@ impl Bot {
         });
         let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..writers {
-            tokio::spawn(writer(core.clone(), rx.clone()));
+        if db_kind == crate::config::DatabaseKind::Sqlite {
+            // The SQLite writer runs its batches on a thread of its own, with the connection
+            // inline (`Tx::run_inline`): its statements block that thread, never the runtime
+            // that serves HTTP, and no statement is handed to another thread and back.
+            let spawned = std::thread::Builder::new().name("chatcrm-sqlite-writer".into()).spawn({
+                let (core, rx) = (core.clone(), rx.clone());
+                move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(writer(core, rx)),
+                    Err(e) => tracing::error!(error = %e, "cannot start the SQLite writer's runtime"),
+                }
+            });
+            if let Err(e) = spawned {
+                // Without its own thread the writer still works, on the caller's runtime.
+                tracing::warn!(error = %e, "cannot start the SQLite writer thread; writing on the server's runtime");
+                tokio::spawn(writer(core.clone(), rx.clone()));
+            }
+        } else {
+            for _ in 0..writers {
+                tokio::spawn(writer(core.clone(), rx.clone()));
+            }
         }
         Self { core, queue }
     }
@@ -384,6 +403,11 @@ impl Core {
                 return batch.iter().map(|_| Err(e.clone())).collect();
             }
         };
+        if let Err(e) = tx.run_inline().await {
+            tracing::error!(error = %e, "cannot take the connection inline");
+            let e = BotError::from(e);
+            return batch.iter().map(|_| Err(e.clone())).collect();
+        }
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
             results.push(

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::matching::{self, Candidate, MatchOutcome};
+use super::matching::{self, Candidate, MatchKind, MatchOutcome};
 use super::{
     Activity, Contact, CrmError, Ctx, Customer, Deal, Grade, Result, Role, audit, clean_opt, clean_text, forbidden,
     not_found, text,
@@ -189,7 +189,7 @@ pub async fn customer_detail(tx: &mut Tx, ctx: &Ctx, id: i64) -> Result<Customer
     Ok(CustomerDetail {
         tags: store::customers::tags(tx, id).await?,
         contacts: store::customers::contacts(tx, id).await?,
-        recent_activities: store::activities::for_customer(tx, id, 5).await?,
+        recent_activities: store::activities::latest_for_customer(tx, id).await?,
         // Deals of the customer owned by someone the viewer may not see stay hidden.
         deals: store::deals::for_customer(tx, id)
             .await?
@@ -299,16 +299,31 @@ pub async fn list_customers(tx: &mut Tx, ctx: &Ctx, owned_only: bool) -> Result<
 
 /// Finds a customer among those the actor may see: exact, normalised, contained, pinyin, fuzzy.
 pub async fn find_customer(tx: &mut Tx, ctx: &Ctx, query: &str) -> Result<MatchOutcome> {
+    // Normalised names are unique per org, so the visible customer whose normalised name is the
+    // query's is the only possible exact or normalised hit, and those tiers win over the looser
+    // ones: one indexed read answers most messages, instead of loading every visible customer
+    // (which only the contains, pinyin and fuzzy tiers need).
+    let norm = matching::normalize_name(query);
+    if !norm.is_empty()
+        && let Some(c) = store::customers::by_norm(tx, ctx.org_id(), &norm).await?
+        && ctx.actor.can_access(c.owner_id, c.owner_team_id)
+    {
+        let out = matching::match_customer(query, &[candidate(c)], 5);
+        if matches!(&out, MatchOutcome::One(r) if matches!(r.kind, MatchKind::Exact | MatchKind::Normalized)) {
+            return Ok(out);
+        }
+    }
     let visible = list_customers(tx, ctx, false).await?;
-    let candidates: Vec<Candidate> = visible
-        .into_iter()
-        .map(|c| Candidate {
-            id: c.id,
-            name: c.name,
-            name_norm: c.name_norm,
-            name_pinyin: c.name_pinyin,
-            name_initials: c.name_initials,
-        })
-        .collect();
+    let candidates: Vec<Candidate> = visible.into_iter().map(candidate).collect();
     Ok(matching::match_customer(query, &candidates, 5))
+}
+
+fn candidate(c: Customer) -> Candidate {
+    Candidate {
+        id: c.id,
+        name: c.name,
+        name_norm: c.name_norm,
+        name_pinyin: c.name_pinyin,
+        name_initials: c.name_initials,
+    }
 }

@@ -55,15 +55,22 @@ pub async fn by_id(tx: &mut Tx, org_id: i64, id: i64) -> sqlx::Result<Option<Act
         .await)
 }
 
+/// A customer's activities, newest first; the limit follows.
+macro_rules! customer_activities {
+    () => {
+        concat!(activity_select!(), "WHERE a.customer_id = $1 ORDER BY a.occurred_at DESC, a.id DESC LIMIT ")
+    };
+}
+
 pub async fn for_customer(tx: &mut Tx, customer_id: i64, limit: i64) -> sqlx::Result<Vec<Activity>> {
-    run!(tx, |c| sqlx::query_as(concat!(
-        activity_select!(),
-        "WHERE a.customer_id = $1 ORDER BY a.occurred_at DESC, a.id DESC LIMIT $2"
-    ))
-    .bind(customer_id)
-    .bind(limit)
-    .fetch_all(c)
-    .await)
+    run!(tx, |c| sqlx::query_as(concat!(customer_activities!(), "$2")).bind(customer_id).bind(limit).fetch_all(c).await)
+}
+
+/// The customer's five latest activities, for the customer card every lookup shows. The limit is
+/// written into the SQL: SQLite recompiles a statement whose `LIMIT` is a bound parameter every
+/// time that parameter is bound again.
+pub async fn latest_for_customer(tx: &mut Tx, customer_id: i64) -> sqlx::Result<Vec<Activity>> {
+    run!(tx, |c| sqlx::query_as(concat!(customer_activities!(), "5")).bind(customer_id).fetch_all(c).await)
 }
 
 /// The user's latest visit or meeting that happened at or after `since`.

@@ -21,6 +21,7 @@ mod feishu;
 mod http;
 mod import;
 mod inbox;
+mod inline_tx;
 mod lead_commands;
 mod lead_rules;
 mod matching;
