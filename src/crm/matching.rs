@@ -1,6 +1,8 @@
 //! Customer-name matching for chat input: reps type names loosely (brand only, pinyin,
 //! full-width, typos), so we canonicalize both sides and try ever looser tiers.
 
+use std::sync::LazyLock;
+
 use pinyin::ToPinyin;
 
 // Space-separated word lists keep rustfmt from putting each entry on its own line.
@@ -31,6 +33,12 @@ const REGIONS: &str = "\
     成都 绵阳 贵阳 昆明 西安 兰州 西宁 银川 乌鲁木齐 拉萨 呼和浩特 \
     包头 鄂尔多斯";
 
+/// The word lists above, split once: every customer lookup and every new name is normalised.
+static CN_SUFFIX_LIST: LazyLock<Vec<&str>> = LazyLock::new(|| CN_SUFFIXES.split_whitespace().collect());
+static EN_SUFFIX_LIST: LazyLock<Vec<&str>> = LazyLock::new(|| EN_SUFFIXES.split_whitespace().collect());
+static REGION_SUFFIX_LIST: LazyLock<Vec<&str>> = LazyLock::new(|| REGION_SUFFIXES.split_whitespace().collect());
+static REGION_LIST: LazyLock<Vec<&str>> = LazyLock::new(|| REGIONS.split_whitespace().collect());
+
 /// One-char typo in a 4-char CJK name scores 0.83-0.85; two differing chars ~0.67.
 const FUZZY_MIN: f64 = 0.80;
 /// "haierzhija" vs "haiermoju" scores 0.85 on a shared prefix alone; real typos score > 0.9.
@@ -51,7 +59,7 @@ pub fn normalize_name(name: &str) -> String {
         .filter(|(i, w)| *i == 0 || !is_region_word(w))
         .map(|(_, w)| w)
         .collect();
-    let is_en_suffix = |w: &&str| EN_SUFFIXES.split_whitespace().any(|x| x == *w);
+    let is_en_suffix = |w: &&str| EN_SUFFIX_LIST.contains(w);
     while words.len() > 1 && words.last().is_some_and(is_en_suffix) {
         words.pop();
     }
@@ -215,9 +223,9 @@ fn is_separator(c: char) -> bool {
 
 /// Longest region at the start of `s`: (end of bare name, end including admin suffix).
 fn region_prefix(s: &str) -> Option<(usize, usize)> {
-    let base = REGIONS.split_whitespace().filter(|r| s.starts_with(r)).max_by_key(|r| r.len())?;
+    let base = REGION_LIST.iter().filter(|r| s.starts_with(*r)).max_by_key(|r| r.len())?;
     let rest = &s[base.len()..];
-    let suffix = REGION_SUFFIXES.split_whitespace().find(|x| rest.starts_with(x)).map_or(0, |x| x.len());
+    let suffix = REGION_SUFFIX_LIST.iter().find(|x| rest.starts_with(*x)).map_or(0, |x| x.len());
     Some((base.len(), base.len() + suffix))
 }
 
@@ -238,7 +246,7 @@ fn strip_region_prefix(s: &str) -> Option<String> {
 }
 
 fn strip_cn_suffix(s: &str) -> Option<String> {
-    CN_SUFFIXES.split_whitespace().find_map(|x| s.strip_suffix(x)).filter(|rest| !rest.is_empty()).map(str::to_string)
+    CN_SUFFIX_LIST.iter().find_map(|x| s.strip_suffix(*x)).filter(|rest| !rest.is_empty()).map(str::to_string)
 }
 
 /// Full pinyin, then initials, then pinyin prefix (>= 4 letters, shorter names first).
