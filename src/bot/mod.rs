@@ -59,6 +59,9 @@ pub enum BotError {
     /// The bot is shutting down.
     #[error("the bot is not running")]
     Stopped,
+    /// The caller gave up before a writer took the message, and told the platform to retry.
+    #[error("the message waited too long for storage; the platform retries it")]
+    Abandoned,
     /// Lost a deadlock or serialization conflict; the batch is retried, and only after several
     /// attempts is this reported (as `Storage`).
     #[error("write conflict: {0}")]
@@ -123,42 +126,92 @@ struct Job {
 
 /// How a platform with a reply deadline gets the reply: passively (in the HTTP answer) if the bot
 /// is done in time, otherwise pushed through the outbox. Platform and writer agree through one
-/// atomic state, so a reply is never both answered and pushed, nor neither.
+/// atomic state, so a reply is never both answered and pushed, nor neither; and a message is
+/// acknowledged before its reply only once a writer has taken it up inside a live transaction,
+/// never while it waits for storage that may not come back (the platform is told to retry).
 #[derive(Debug)]
 pub struct Delivery {
     target: Target,
     /// A passive reply carries at most this many bytes: the first part goes passively, the rest
     /// is pushed.
     passive_max_bytes: usize,
+    /// The platform takes no passive reply: all of it is pushed.
+    push_only: std::sync::atomic::AtomicBool,
     state: AtomicU8,
 }
 
+/// Queued; no writer has it yet.
 const WAITING: u8 = 0;
-const PASSIVE: u8 = 1;
-const PUSHED: u8 = 2;
+/// A writer is handling it in an open transaction.
+const STARTED: u8 = 1;
+/// The writer will answer passively; its commit is under way.
+const PASSIVE: u8 = 2;
+/// The caller acknowledged it; the writer pushes the reply.
+const PUSHED: u8 = 3;
+/// The caller told the platform to retry before any writer took it: it must not be handled now.
+const ABANDONED: u8 = 4;
+
+/// What the caller does once the platform's deadline passed ([`Delivery::deadline_passed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Late {
+    /// Acknowledge now: the message is being handled and its reply will be pushed.
+    Acknowledge,
+    /// Wait: the writer is committing a passive reply.
+    Wait,
+    /// Answer with a retryable error: no writer took the message (storage slow or unreachable),
+    /// and none will; the platform's retry is handled like a first delivery.
+    Retry,
+}
 
 impl Delivery {
     pub fn new(target: Target, passive_max_bytes: usize) -> Arc<Self> {
-        Arc::new(Self { target, passive_max_bytes, state: AtomicU8::new(WAITING) })
+        Arc::new(Self {
+            target,
+            passive_max_bytes,
+            push_only: std::sync::atomic::AtomicBool::new(false),
+            state: AtomicU8::new(WAITING),
+        })
     }
 
-    /// The platform's deadline passed: true when the reply will be pushed (the caller answers
-    /// with an empty acknowledgement); false when the writer already committed to a passive reply
-    /// (the caller waits for it; its commit is under way).
-    pub fn give_up(&self) -> bool {
-        match self.state.compare_exchange(WAITING, PUSHED, Ordering::AcqRel, Ordering::Acquire) {
+    /// For platforms with no passive reply (or none usable for this message): the whole reply is
+    /// pushed through the outbox.
+    pub fn push_only(&self) {
+        self.push_only.store(true, Ordering::Release);
+    }
+
+    /// The platform's deadline passed: see [`Late`].
+    pub fn deadline_passed(&self) -> Late {
+        let cas = |from, to| self.state.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire);
+        match cas(WAITING, ABANDONED) {
+            Ok(_) => Late::Retry,
+            Err(STARTED) => match cas(STARTED, PUSHED) {
+                Ok(_) | Err(PUSHED) => Late::Acknowledge,
+                Err(PASSIVE) => Late::Wait,
+                Err(_) => Late::Retry,
+            },
+            Err(PUSHED) => Late::Acknowledge,
+            Err(PASSIVE) => Late::Wait,
+            Err(_) => Late::Retry,
+        }
+    }
+
+    /// A writer takes the message up (again, when a batch is retried); false when the caller
+    /// already told the platform to retry, and the message must be left alone.
+    fn start(&self) -> bool {
+        match self.state.compare_exchange(WAITING, STARTED, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => true,
-            Err(state) => state == PUSHED,
+            Err(state) => state != ABANDONED,
         }
     }
 
     /// The parts of `text` a passive reply carries (the first) and the ones to push (the rest,
-    /// or all of them when the caller gave up).
+    /// or all of them when the caller gave up or the platform takes no passive reply).
     fn split(&self, text: &str) -> (bool, Vec<String>) {
-        let passive = match self.state.compare_exchange(WAITING, PASSIVE, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => true,
-            Err(state) => state == PASSIVE,
-        };
+        let passive = !self.push_only.load(Ordering::Acquire)
+            && match self.state.compare_exchange(STARTED, PASSIVE, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => true,
+                Err(state) => state == PASSIVE,
+            };
         (passive, crate::platform::wecom::client::split_for_limit(&self.dialect(text), self.passive_max_bytes))
     }
 
@@ -296,7 +349,7 @@ impl Bot {
     }
 
     /// Handles a message whose platform waits for the reply only so long: what the passive reply
-    /// cannot carry, or all of it once the caller gave up waiting ([`Delivery::give_up`]), is
+    /// cannot carry, or all of it once the caller stopped waiting ([`Delivery::deadline_passed`]), is
     /// queued in the outbox in the message's own transaction.
     pub async fn handle_with_delivery(
         &self,
@@ -410,6 +463,11 @@ impl Core {
         }
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
+            if job.delivery.as_ref().is_some_and(|d| !d.start()) {
+                // Its caller told the platform to retry; the retry is handled as a first delivery.
+                results.push(Err(BotError::Abandoned));
+                continue;
+            }
             results.push(
                 self.handle_one(&mut tx, &job.msg, job.special.as_ref(), job.delivery.as_deref())
                     .instrument(job.span.clone())

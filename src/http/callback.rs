@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ApiError, AppState};
-use crate::bot::{Delivery, Reply};
+use crate::bot::{Delivery, Late, Reply};
 use crate::crm::{self, Actor, Ctx, Role, Via};
 
 /// Makes an unknown sender of `platform` (under `corp_id`) a rep of `org` when the config allows
@@ -65,12 +65,23 @@ pub(super) async fn reply_in_time(
     let mut handle = tokio::spawn(work);
     let finished = match tokio::time::timeout(deadline, &mut handle).await {
         Ok(finished) => finished,
-        Err(_) if delivery.give_up() => {
-            tracing::warn!(?deadline, "bot slower than the reply deadline; acknowledging, the reply will be pushed");
-            return Ok(None);
-        }
-        // The writer already chose a direct reply and is committing it.
-        Err(_) => handle.await,
+        Err(_) => match delivery.deadline_passed() {
+            Late::Acknowledge => {
+                tracing::warn!(
+                    ?deadline,
+                    "bot slower than the reply deadline; acknowledging, the reply will be pushed"
+                );
+                return Ok(None);
+            }
+            // The writer already chose a direct reply and is committing it.
+            Late::Wait => handle.await,
+            Late::Retry => {
+                // Acknowledging now could lose the message if storage never answers: the
+                // platform retries it instead, and nothing of this delivery is stored.
+                tracing::warn!(?deadline, "no writer took the message before the reply deadline; asking for a retry");
+                return Err(ApiError::Unavailable("storage is busy or unreachable, retry".into()));
+            }
+        },
     };
     match finished {
         Ok(Ok(reply)) => Ok(Some(reply)),

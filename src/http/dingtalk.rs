@@ -132,7 +132,7 @@ async fn handle(
         Target { platform: dingtalk::PLATFORM.into(), app: app.cfg.name.clone(), recipient: msg.sender.clone() };
     let delivery = Delivery::new(target.clone(), usize::MAX);
     if session.is_none() {
-        delivery.give_up();
+        delivery.push_only();
     }
     let message_id = msg.message_id.clone();
     let bot = state.bot.clone();

@@ -3,7 +3,7 @@
 //! configure a separate card request URL. Rejections store nothing.
 //!
 //! Exactly once: Feishu has no passive reply, so every answer is pushed. The handler gives up the
-//! passive path before the bot starts ([`Delivery::give_up`]), so the bot queues its whole reply
+//! passive path before the bot starts ([`Delivery::push_only`]), so the bot queues its whole reply
 //! as outbox rows inside the transaction that records the inbox row (dedupe keys
 //! `reply:feishu:<message id>:<n>`). A redelivered event finds its inbox row and queues nothing, so
 //! a duplicate cannot make a second reply; the outbox sends each row with an idempotency `uuid`.
@@ -19,7 +19,7 @@ use axum::routing::post;
 use serde_json::json;
 
 use super::{ApiError, AppState, callback};
-use crate::bot::{Delivery, Special};
+use crate::bot::{Delivery, Late, Special};
 use crate::crm;
 use crate::outbox::Target;
 use crate::platform::feishu::{self, Action, App, CallbackError, Opened, SignedHeaders};
@@ -90,17 +90,25 @@ async fn receive(
     let target = Target { platform: feishu::PLATFORM.into(), app: app.cfg.name.clone(), recipient: reply_to };
     let delivery = Delivery::new(target, feishu::client::TEXT_MAX_BYTES);
     // No passive reply on Feishu: the whole reply goes through the outbox (see the module docs).
-    delivery.give_up();
+    delivery.push_only();
     let bot = state.bot.clone();
-    let mut work = tokio::spawn(async move { bot.handle_with_delivery(&msg, special, delivery).await });
+    let d = delivery.clone();
+    let mut work = tokio::spawn(async move { bot.handle_with_delivery(&msg, special, d).await });
     let deadline = state.feishu.ack_deadline;
     let finished = match tokio::time::timeout(deadline, &mut work).await {
         Ok(finished) => finished,
-        Err(_) => {
-            // Feishu retries after 3 s; the bot keeps going and its reply is queued when it is done.
-            tracing::warn!(?deadline, "bot slower than Feishu's deadline; acknowledging now");
-            return Ok(ok_body());
-        }
+        Err(_) => match delivery.deadline_passed() {
+            // Being handled: its reply is queued when it is done.
+            Late::Acknowledge | Late::Wait => {
+                tracing::warn!(?deadline, "bot slower than Feishu's deadline; acknowledging now");
+                return Ok(ok_body());
+            }
+            // No writer took it (storage busy or unreachable): Feishu delivers it again.
+            Late::Retry => {
+                tracing::warn!(?deadline, "no writer took the event before Feishu's deadline; asking for a retry");
+                return Err(ApiError::Unavailable("storage is busy or unreachable, retry".into()));
+            }
+        },
     };
     match finished {
         Ok(Ok(reply)) => {

@@ -28,6 +28,7 @@ log_level = "warn"
 
 [wecom]
 api_base = "{base}"
+reply_deadline_ms = 2000
 
 [[wecom.apps]]
 name = "sales"
@@ -384,5 +385,162 @@ async fn callbacks_under_repeated_kill_9_are_kept_exactly_once_postgres() {
         return;
     };
     callbacks_survive_kill_9(&t, 5).await;
+    t.drop_database().await;
+}
+
+/// A TCP proxy in front of PostgreSQL that can cut every connection and refuse new ones.
+struct Proxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let (up2, conns2) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client); // the server is "down": the connection closes at once
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                conns2.lock().expect("conns").push(task.abort_handle());
+            }
+        });
+        Self { port, up, conns }
+    }
+
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().expect("conns").drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// PostgreSQL becomes unreachable while callbacks arrive: they get a retryable error, nothing is
+/// half-written, and once the database is back the server serves again by itself; the platform's
+/// retries of the refused callbacks are each taken once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unreachable_callbacks_are_refused_then_served_again() {
+    use chatcrm::platform::wecom::simulate::Simulator;
+    let Some(t) = TestDb::postgres().await else {
+        eprintln!("skipped: CHATCRM_TEST_PG is not set");
+        return;
+    };
+    let w = World::new(t.db.clone()).await;
+    let corp = MockWecom::credentials().corp_id;
+    {
+        let mut tx = w.tx().await;
+        let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, Utc::now());
+        crm::users::link_identity(&mut tx, &sys, w.r1.id, "wecom", &corp, "wx-r1").await.expect("link");
+        tx.commit().await.expect("commit");
+    }
+    w.customer(&w.r1, "海尔智家").await;
+    // postgres://user@host:port/db → the same through the proxy.
+    let (scheme_user, rest) = t.url.split_once('@').expect("url with user@");
+    let (authority, path) = rest.split_once('/').expect("url with a database");
+    let upstream = if authority.contains(':') { authority.to_string() } else { format!("{authority}:5432") };
+    let proxy = Proxy::start(upstream).await;
+    let url = format!("{scheme_user}@127.0.0.1:{}/{path}", proxy.port);
+    let mock = MockWecom::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_listening(dir.path(), &url, &mock, port);
+    let sim = Simulator::new(
+        "QDG6eK",
+        "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        &corp,
+        MockWecom::credentials().agent_id,
+    )
+    .expect("simulator");
+    let client = reqwest::Client::builder().timeout(StdDuration::from_secs(15)).build().expect("client");
+    let send = async |n: u32| -> u16 {
+        let cb =
+            sim.text("wx-r1", &format!("拜访 海尔智家 沟通记录 m{n}x"), &format!("outage{n}"), Utc::now().timestamp());
+        let endpoint = format!("http://127.0.0.1:{port}/callback/wecom/sales?{}", cb.query);
+        match client.post(endpoint).body(cb.body).send().await {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        }
+    };
+    let _server = serve(&cfg, &dir.path().join("serve.log"));
+    let start = Instant::now();
+    while send(0).await != 200 {
+        assert!(start.elapsed() < StdDuration::from_secs(30), "server never came up");
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    for n in 1..10 {
+        assert_eq!(send(n).await, 200, "message {n} before the outage");
+    }
+
+    proxy.down();
+    // Ten callbacks at once, each waiting out the reply deadline.
+    let mut pending = Vec::new();
+    for n in 10..20u32 {
+        let cb =
+            sim.text("wx-r1", &format!("拜访 海尔智家 沟通记录 m{n}x"), &format!("outage{n}"), Utc::now().timestamp());
+        let req = client.post(format!("http://127.0.0.1:{port}/callback/wecom/sales?{}", cb.query)).body(cb.body);
+        pending.push((n, tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()).unwrap_or(0) })));
+    }
+    let mut refused = Vec::new();
+    for (n, task) in pending {
+        refused.push((n, task.await.expect("request task")));
+    }
+    for (n, status) in &refused {
+        assert!(*status == 503 || *status == 0, "message {n} during the outage must not be acknowledged: {status}");
+    }
+    assert!(refused.iter().any(|(_, s)| *s == 503), "the server answers a retryable error: {refused:?}");
+
+    proxy.restore();
+    let back = Instant::now();
+    // The platform keeps retrying; the server recovers by itself.
+    for n in 10..20 {
+        loop {
+            let status = send(n).await;
+            if status == 200 {
+                break;
+            }
+            assert!(back.elapsed() < StdDuration::from_secs(60), "not served again after the outage ({status})");
+            tokio::time::sleep(StdDuration::from_millis(200)).await;
+        }
+    }
+    eprintln!("served again {} ms after the database came back", back.elapsed().as_millis());
+    for n in 20..25 {
+        assert_eq!(send(n).await, 200, "message {n} after the outage");
+    }
+    for n in 0..25 {
+        assert_eq!(send(n).await, 200, "redelivery of {n}");
+    }
+
+    let mut tx = t.db.begin_read().await.expect("read");
+    let texts: Vec<String> =
+        chatcrm::run!(&mut tx, |c| sqlx::query_scalar("SELECT text FROM inbox").fetch_all(c).await).expect("inbox");
+    let contents: Vec<String> =
+        chatcrm::run!(&mut tx, |c| sqlx::query_scalar("SELECT content FROM activities").fetch_all(c).await)
+            .expect("activities");
+    tx.commit().await.expect("commit");
+    for n in 0..25 {
+        let marker = format!("m{n}x");
+        assert_eq!(texts.iter().filter(|t| t.contains(&marker)).count(), 1, "inbox rows of message {n}");
+        assert_eq!(contents.iter().filter(|t| t.contains(&marker)).count(), 1, "activities of message {n}");
+    }
+    assert_eq!(texts.len(), 25, "nothing else stored");
+    drop(_server);
     t.drop_database().await;
 }

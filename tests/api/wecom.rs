@@ -318,11 +318,12 @@ async fn pushes(mock: &chatcrm::platform::wecom::mock::MockWecom) -> Vec<chatcrm
     Vec::new()
 }
 
-/// When the bot misses the passive-reply deadline, WeCom gets an empty 200 at once and the reply
-/// arrives through `message/send` (on the mock WeCom). SQLite only: the bot is held up by taking
-/// SQLite's write lock on another connection.
+/// When storage does not take the message before the passive-reply deadline (here SQLite's write
+/// lock is held by another connection), WeCom is told to retry (503) and nothing is stored or
+/// pushed: acknowledging it could lose it if storage never came back. WeCom's retry, once the
+/// lock is free, is handled like a first delivery and answered passively.
 #[tokio::test]
-async fn a_slow_reply_is_acknowledged_then_pushed() {
+async fn a_message_storage_cannot_take_in_time_is_retried_not_acknowledged() {
     use chatcrm::platform::wecom::mock::MockWecom;
     let t = TestDb::sqlite().await;
     let w = world(t.db.clone()).await;
@@ -334,15 +335,60 @@ async fn a_slow_reply_is_acknowledged_then_pushed() {
     let lock = super::shutdown::hold_write_lock(&t.url).await;
     let cb = sim.text("zhangsan", "今天", "900", t0().timestamp());
     let url = server.url(&format!("{PATH}?{}", cb.query));
+    let r = server.send(server.client.post(url.clone()).body(cb.body.clone())).await;
+    assert_eq!(r.status, 503, "retryable: {}", r.body);
+    super::shutdown::release_write_lock(lock).await;
+    // The abandoned delivery is dropped by the writer, not handled late.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(w.count("inbox").await, 0, "nothing stored for the refused delivery");
+    let again = server.send(server.client.post(url).body(cb.body)).await;
+    assert_eq!(again.status, 200);
+    let reply = sim.open_reply(&again.body).expect("passive reply on the retry");
+    assert!(reply.contains("今天"), "{reply}");
+    assert_eq!(w.count("inbox").await, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(mock.received().is_empty(), "nothing pushed: {:?}", mock.received());
+    server.stop().await;
+}
+
+/// When the bot has taken the message up but is slower than the deadline (on PostgreSQL: another
+/// transaction holds the customer's row), WeCom gets an empty 200 at once and the reply arrives
+/// through `message/send` once the bot is done.
+#[tokio::test]
+async fn a_slow_reply_is_acknowledged_then_pushed() {
+    use chatcrm::platform::wecom::mock::MockWecom;
+    let Some(t) = TestDb::postgres().await else {
+        eprintln!("skipped: CHATCRM_TEST_PG is not set (SQLite has no row locks to hold the bot up with)");
+        return;
+    };
+    let db = t.db.clone();
+    let Db::Postgres(pool) = &db else { unreachable!("a PostgreSQL test database") };
+    let w = world(db.clone()).await;
+    let customer = w.customer(&w.r1, "海尔智家").await;
+    let mock = MockWecom::start().await;
+    let (mut s, sim) = against_mock(&w, &mock).await;
+    s.wecom.reply_deadline_ms = 300;
+    let server = Server::start(s, db.clone()).await;
+
+    let mut holder = pool.begin().await.expect("begin");
+    sqlx::query("SELECT id FROM customers WHERE id = $1 FOR UPDATE")
+        .bind(customer.id)
+        .execute(&mut *holder)
+        .await
+        .expect("lock the customer row");
+    let cb = sim.text("zhangsan", "拜访 海尔智家 聊了交付", "901", t0().timestamp());
+    let url = server.url(&format!("{PATH}?{}", cb.query));
     let r = server.send(server.client.post(url).body(cb.body)).await;
     assert_eq!((r.status, r.body.as_str()), (200, ""), "acknowledged without a passive reply");
     assert!(mock.received().is_empty());
-    super::shutdown::release_write_lock(lock).await;
+    holder.rollback().await.expect("release the row");
     let pushed = pushes(&mock).await;
     assert_eq!(pushed.len(), 1, "{pushed:?}");
     assert_eq!(pushed[0].touser.as_deref(), Some("zhangsan"));
-    assert!(pushed[0].content().is_some_and(|c| c.contains("今天")), "{pushed:?}");
+    assert!(pushed[0].content().is_some_and(|c| c.contains("海尔智家")), "{pushed:?}");
+    assert_eq!(w.count("activities").await, 1);
     server.stop().await;
+    t.drop_database().await;
 }
 
 /// A reply longer than WeCom's 2,048-byte text limit: the first part comes back passively, the
