@@ -4,6 +4,7 @@
 //! [`store`]. See docs/ARCHITECTURE.md.
 
 pub mod api_bench;
+pub mod backup;
 pub mod bench;
 pub mod bot;
 pub mod chart;

@@ -135,6 +135,27 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Back up the SQLite database while the server runs: a consistent copy of one moment,
+    /// checked after writing. For PostgreSQL it prints how to use pg_dump (exit 2).
+    Backup {
+        /// The backup file to create (must not exist).
+        file: PathBuf,
+        /// Print what was written as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the SQLite database with a backup, after checking the backup. Stop the server
+    /// first. Exit 2 when refused (nothing is changed).
+    Restore {
+        /// A file written by `chatcrm backup`.
+        file: PathBuf,
+        /// Replace a database that holds data.
+        #[arg(long)]
+        force: bool,
+        /// Print what was restored as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -796,6 +817,27 @@ async fn main() -> Result<()> {
         Cmd::Bench { what: BenchCmd::LeadsApi { .. } } => Ok(()),
         Cmd::Bench { what: BenchCmd::Import { .. } } => Ok(()),
         Cmd::Bench { what: BenchCmd::Parse { .. } | BenchCmd::Reminders { .. } | BenchCmd::Digest { .. } } => Ok(()),
+        Cmd::Backup { file, json } => {
+            let url = secrecy::ExposeSecret::expose_secret(&settings.database_url);
+            if chatcrm::config::DatabaseKind::of(url) == Ok(chatcrm::config::DatabaseKind::Postgres) {
+                return backup_outcome("backed up to", Err(chatcrm::backup::BackupError::Postgres), json);
+            }
+            let db = startup::open_db(&settings).await?;
+            let done = chatcrm::backup::backup(&db, &file).await;
+            db.close().await;
+            backup_outcome("backed up to", done, json)
+        }
+        Cmd::Restore { file, force, json } => {
+            let url = secrecy::ExposeSecret::expose_secret(&settings.database_url).to_string();
+            backup_outcome(
+                "restored from",
+                chatcrm::backup::restore(&file, &url, force).await.map(|mut r| {
+                    r.path = file.clone();
+                    r
+                }),
+                json,
+            )
+        }
         Cmd::Doctor { json } => {
             let checks = chatcrm::doctor::run(&settings, Clock::system().now()).await;
             if json {
@@ -1859,4 +1901,39 @@ async fn webhooks_cmd(settings: Settings, command: WebhooksCmd) -> Result<()> {
     }
     db.close().await;
     Ok(())
+}
+
+/// Prints a backup or restore result; refusals exit 2 with what to do instead.
+fn backup_outcome(
+    what: &str,
+    done: Result<chatcrm::backup::Report, chatcrm::backup::BackupError>,
+    json: bool,
+) -> Result<()> {
+    match done {
+        Ok(r) if json => {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
+        Ok(r) => {
+            let rows: i64 = r.tables.iter().map(|(_, n)| n).sum();
+            println!(
+                "{what} {} ({} bytes, {} migrations, {} tables, {rows} rows; integrity check ok)",
+                r.path.display(),
+                r.bytes,
+                r.migrations,
+                r.tables.len()
+            );
+            for (t, n) in r.tables.iter().filter(|(t, _)| {
+                ["orgs", "users", "customers", "activities", "deals", "leads", "tasks", "inbox"].contains(&t.as_str())
+            }) {
+                println!("  {t:<12} {n}");
+            }
+            Ok(())
+        }
+        Err(e @ (chatcrm::backup::BackupError::Db(_) | chatcrm::backup::BackupError::Io(_))) => Err(e.into()),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2)
+        }
+    }
 }
