@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod http;
 pub mod import;
 pub mod import_bench;
+pub mod metrics;
 pub mod outbox;
 pub mod platform;
 pub mod reminder_bench;

@@ -69,6 +69,7 @@ impl Application {
         let wecom = crate::platform::wecom::Apps::from_settings(&settings.wecom)?;
         let dingtalk = crate::platform::dingtalk::Apps::from_settings(&settings.dingtalk)?;
         let feishu = crate::platform::feishu::Apps::from_settings(&settings.feishu)?;
+        let metrics = crate::metrics::Metrics::new();
         let background = if settings.schedule.enabled {
             let plan = settings.schedule_plan()?;
             let instance = if settings.schedule.instance_id.is_empty() {
@@ -83,7 +84,8 @@ impl Application {
                 Senders::from_wecom(&wecom, &settings.wecom.api_base, std::time::Duration::from_secs(10))
                     .with_pushers(&dingtalk, &feishu),
                 plan.dispatch.clone(),
-            );
+            )
+            .with_counters(metrics.deliveries.clone());
             let scheduler = Scheduler::new(db.clone(), clock.clone(), Arc::new(plan), Arc::new(routes), &instance)
                 .notify(dispatcher.waker());
             match db.kind() {
@@ -102,7 +104,7 @@ impl Application {
             );
             None
         };
-        let state = AppState { db, bot, clock, settings: Arc::new(settings), wecom, dingtalk, feishu };
+        let state = AppState { db, bot, clock, settings: Arc::new(settings), wecom, dingtalk, feishu, metrics };
         Ok(Self { listener, state, background })
     }
 

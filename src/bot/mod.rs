@@ -105,6 +105,8 @@ pub(crate) struct Core {
     pub(crate) routes: Arc<Routes>,
     /// Limits the reports read (quiet A customers, stage budgets).
     pub(crate) report: crate::report::ReportOptions,
+    /// What became of the messages (for `/metrics`).
+    messages: Arc<crate::metrics::MessageCounters>,
 }
 
 /// A message that is not text for the parser.
@@ -307,6 +309,7 @@ impl Bot {
             org_tz: Default::default(),
             routes: Arc::new(routes),
             report,
+            messages: Default::default(),
         });
         let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -336,6 +339,11 @@ impl Bot {
 
     pub fn db(&self) -> &Db {
         &self.core.db
+    }
+
+    /// What became of the messages so far (for `/metrics`).
+    pub fn messages(&self) -> &crate::metrics::MessageCounters {
+        &self.core.messages
     }
 
     /// Handles one message: returns once its effects and the inbox row are durably committed.
@@ -410,6 +418,16 @@ async fn writer(core: Arc<Core>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>
         };
         match task.await {
             Ok((batch, results)) => {
+                let m = &core.messages;
+                for r in &results {
+                    let counter = match r {
+                        Ok(reply) if reply.duplicate => &m.duplicates,
+                        Ok(_) => &m.handled,
+                        Err(BotError::Abandoned) => &m.retry_asked,
+                        Err(_) => &m.failed,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
                 for (job, result) in batch.into_iter().zip(results) {
                     // The caller may have gone (request timeout); the message is stored either way.
                     let _ = job.done.send(result);

@@ -41,12 +41,15 @@ pub struct AppState {
     pub wecom: crate::platform::wecom::Apps,
     pub dingtalk: crate::platform::dingtalk::Apps,
     pub feishu: crate::platform::feishu::Apps,
+    /// Request, message and delivery counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);
     let body_limit = state.settings.body_limit_bytes;
-    let mut app = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    let mut app =
+        Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics));
     // The outbox admin API has no login either: served with the console or not at all.
     if state.settings.console_served() {
         app = app.merge(console::router()).merge(outbox::router());
@@ -66,12 +69,32 @@ pub fn router(state: AppState) -> Router {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), observe))
         .propagate_x_request_id()
         .layer(axum::middleware::map_response(error::json_errors))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(RequestBodyLimitLayer::new(body_limit));
     app.fallback(error::not_found).layer(middleware).with_state(state)
+}
+
+/// Counts every request by route and status, and its latency (timeouts and panics included).
+async fn observe(
+    State(m): State<Arc<crate::metrics::Metrics>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = crate::metrics::Route::of(req.uri().path());
+    let start = std::time::Instant::now();
+    let res = next.run(req).await;
+    m.observe(route, res.status().as_u16(), start.elapsed());
+    res
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state.metrics.render(state.bot.messages(), &state.db, state.clock.now()).await;
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
 async fn healthz() -> &'static str {

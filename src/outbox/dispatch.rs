@@ -169,11 +169,26 @@ pub struct Dispatcher {
     senders: Senders,
     cfg: DispatchConfig,
     wake: Arc<Notify>,
+    counters: Arc<crate::metrics::DeliveryCounters>,
 }
 
 impl Dispatcher {
     pub fn new(db: Db, clock: Clock, instance: &str, senders: Senders, cfg: DispatchConfig) -> Self {
-        Self { db, clock, instance: instance.into(), senders, cfg, wake: Arc::new(Notify::new()) }
+        Self {
+            db,
+            clock,
+            instance: instance.into(),
+            senders,
+            cfg,
+            wake: Arc::new(Notify::new()),
+            counters: Default::default(),
+        }
+    }
+
+    /// Counts deliveries into `counters` (the server's, for `/metrics`).
+    pub fn with_counters(mut self, counters: Arc<crate::metrics::DeliveryCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// Wakes the running dispatcher (after something was queued).
@@ -215,6 +230,10 @@ impl Dispatcher {
         store::outbox::mark_sent_many(&mut tx, &sent, &self.instance, now).await?;
         report.sent += sent.len();
         tx.commit().await?;
+        let c = &self.counters;
+        for (counter, n) in [(&c.sent, report.sent), (&c.retried, report.retried), (&c.dead, report.dead)] {
+            counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(report)
     }
 

@@ -36,6 +36,16 @@ macro_rules! due_select {
     };
 }
 
+/// When the oldest reminder due at `now` and not yet fired was due (for the scheduler-lag metric).
+pub async fn oldest_due_reminder(tx: &mut Tx, now: DateTime<Utc>) -> sqlx::Result<Option<DateTime<Utc>>> {
+    run!(tx, |c| sqlx::query_scalar(
+        "SELECT MIN(remind_at) FROM tasks WHERE remind_at IS NOT NULL AND remind_at <= $1 AND status = 'open'"
+    )
+    .bind(now)
+    .fetch_one(c)
+    .await)
+}
+
 /// Up to `limit` reminders due at `now`, oldest first. On PostgreSQL the rows stay locked until the
 /// transaction ends and other instances skip them, so each fires in exactly one transaction.
 pub async fn due_reminders(tx: &mut Tx, now: DateTime<Utc>, limit: i64) -> sqlx::Result<Vec<DueReminder>> {

@@ -439,6 +439,7 @@ mod oneshot_router {
             wecom: Default::default(),
             dingtalk: Default::default(),
             feishu: Default::default(),
+            metrics: Default::default(),
         }
     }
 

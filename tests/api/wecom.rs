@@ -418,3 +418,67 @@ async fn a_long_reply_is_split_across_passive_reply_and_push() {
     }
     server.stop().await;
 }
+
+/// `/metrics` counts callbacks by route and status with their latency, messages handled and
+/// deduplicated, and reads the outbox and scheduler state from the database.
+async fn metrics_count_callbacks_messages_and_queues(db: Db) {
+    let t = Wecom::start(db, false).await;
+    t.say("zhangsan", "新客户 海尔智家", "8100").await;
+    t.say("zhangsan", "新客户 海尔智家", "8100").await; // WeCom's retry: deduplicated
+    t.say("lisi", "今天", "8101").await;
+    let mut forged = t.sim.text("zhangsan", "今天", "8102", t0().timestamp());
+    forged.query = forged.query.replace("msg_signature=", "msg_signature=0");
+    assert_eq!(t.post(&forged).await.status, 401);
+    let r = t.server.get("/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain")),
+        "{:?}",
+        r.headers
+    );
+    let value = |series: &str| -> f64 {
+        r.body
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{}", r.body))
+    };
+    assert_eq!(value(r#"chatcrm_http_requests_total{route="wecom",code="2xx"}"#), 3.0);
+    assert_eq!(value(r#"chatcrm_http_requests_total{route="wecom",code="4xx"}"#), 1.0);
+    assert_eq!(value(r#"chatcrm_http_request_duration_seconds_count{route="wecom"}"#), 4.0);
+    assert_eq!(value(r#"chatcrm_http_request_duration_seconds_bucket{route="wecom",le="+Inf"}"#), 4.0);
+    assert!(value(r#"chatcrm_http_request_duration_seconds_sum{route="wecom"}"#) > 0.0);
+    assert_eq!(value(r#"chatcrm_messages_total{outcome="handled"}"#), 2.0);
+    assert_eq!(value(r#"chatcrm_messages_total{outcome="duplicate"}"#), 1.0);
+    assert_eq!(value(r#"chatcrm_messages_total{outcome="failed"}"#), 0.0);
+    assert_eq!(value("chatcrm_database_up"), 1.0);
+    assert_eq!(value("chatcrm_scheduler_lag_seconds"), 0.0, "no reminder is overdue");
+    // A reminder due ten minutes before the server's clock and not fired: the lag shows it.
+    let mut tx = t.w.tx().await;
+    let ctx = t.w.ctx(&t.w.r1);
+    chatcrm::crm::tasks::create_task(
+        &mut tx,
+        &chatcrm::crm::Ctx { now: t0() - chrono::Duration::minutes(20), ..ctx },
+        chatcrm::crm::tasks::NewTask {
+            title: "回访".into(),
+            due_at: t0() - chrono::Duration::minutes(10),
+            owner_id: None,
+            customer_id: None,
+            deal_id: None,
+            origin: chatcrm::crm::TaskOrigin::Manual,
+        },
+    )
+    .await
+    .expect("task");
+    tx.commit().await.expect("commit");
+    let r = t.server.get("/metrics").await;
+    let lag: f64 = r
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("chatcrm_scheduler_lag_seconds "))
+        .and_then(|v| v.parse().ok())
+        .expect("lag");
+    assert!(lag >= 590.0, "lag {lag} in\n{}", r.body);
+}
+
+both_backends!(metrics_count_callbacks_messages_and_queues);
