@@ -181,10 +181,15 @@ impl Delivery {
         self.push_only.store(true, Ordering::Release);
     }
 
-    /// The platform's deadline passed: see [`Late`].
-    pub fn deadline_passed(&self) -> Late {
+    /// The platform's deadline passed: see [`Late`]. `platform_retries`: the platform delivers a
+    /// message again when it is not acknowledged (WeCom, Feishu). Where it is not known to (a
+    /// DingTalk robot), a message no writer has taken yet is acknowledged anyway and stays queued:
+    /// refusing it would lose it for sure.
+    pub fn deadline_passed(&self, platform_retries: bool) -> Late {
         let cas = |from, to| self.state.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire);
-        match cas(WAITING, ABANDONED) {
+        let not_taken = if platform_retries { ABANDONED } else { PUSHED };
+        match cas(WAITING, not_taken) {
+            Ok(_) if !platform_retries => Late::Acknowledge,
             Ok(_) => Late::Retry,
             Err(STARTED) => match cas(STARTED, PUSHED) {
                 Ok(_) | Err(PUSHED) => Late::Acknowledge,

@@ -59,13 +59,14 @@ pub(super) async fn self_register(
 /// transaction (see [`Delivery`]).
 pub(super) async fn reply_in_time(
     deadline: Duration,
+    platform_retries: bool,
     delivery: Arc<Delivery>,
     work: impl std::future::Future<Output = Result<Reply, crate::bot::BotError>> + Send + 'static,
 ) -> Result<Option<Reply>, ApiError> {
     let mut handle = tokio::spawn(work);
     let finished = match tokio::time::timeout(deadline, &mut handle).await {
         Ok(finished) => finished,
-        Err(_) => match delivery.deadline_passed() {
+        Err(_) => match delivery.deadline_passed(platform_retries) {
             Late::Acknowledge => {
                 tracing::warn!(
                     ?deadline,

@@ -138,7 +138,15 @@ async fn handle(
     let bot = state.bot.clone();
     let d = delivery.clone();
     let work = async move { bot.handle_with_delivery(&msg, special, d).await };
-    let Some(reply) = callback::reply_in_time(state.dingtalk.reply_deadline, delivery, work).await? else {
+    let Some(reply) = callback::reply_in_time(
+        state.dingtalk.reply_deadline,
+        // DingTalk's robot retries are not documented: a late message is kept, not refused.
+        false,
+        delivery,
+        work,
+    )
+    .await?
+    else {
         return Ok(StatusCode::OK.into_response());
     };
     // A duplicate delivery was answered the first time: do not reply twice.

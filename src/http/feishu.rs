@@ -97,7 +97,7 @@ async fn receive(
     let deadline = state.feishu.ack_deadline;
     let finished = match tokio::time::timeout(deadline, &mut work).await {
         Ok(finished) => finished,
-        Err(_) => match delivery.deadline_passed() {
+        Err(_) => match delivery.deadline_passed(true) {
             // Being handled: its reply is queued when it is done.
             Late::Acknowledge | Late::Wait => {
                 tracing::warn!(?deadline, "bot slower than Feishu's deadline; acknowledging now");

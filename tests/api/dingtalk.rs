@@ -626,3 +626,44 @@ mod push {
         mock.stop().await;
     }
 }
+
+/// DingTalk's robot retries are not documented, so a message storage has not taken by the reply
+/// deadline (SQLite's write lock held elsewhere) is still acknowledged and kept queued, not
+/// refused: once the lock is free it is handled once and its reply pushed as a work notification.
+#[tokio::test]
+async fn a_late_robot_message_is_kept_not_refused() {
+    let db = TestDb::sqlite().await;
+    let w = world(db.db.clone()).await;
+    let mock = MockDingtalk::start().await;
+    let mut s = dingtalk_settings(&mock, false);
+    s.dingtalk.reply_deadline_ms = 200;
+    s.schedule.enabled = true; // the outbox dispatcher sends the pushed reply
+    let server = Server::start(s, db.db.clone()).await;
+    let sim = Simulator::new(&app()).expect("simulator");
+    let lock = super::shutdown::hold_write_lock(&db.url).await;
+    let ms = t0().timestamp_millis();
+    let cb = sim.text("zhangsan", "新客户 海尔智家", "late1", None, ms, Some(&mock.session_url("late1")));
+    let req = server
+        .client
+        .post(server.url(PATH))
+        .header("timestamp", &cb.timestamp)
+        .header("sign", &cb.sign)
+        .header("content-type", "application/json")
+        .body(cb.body.clone());
+    let r = server.send(req).await;
+    assert_eq!((r.status, r.body.as_str()), (200, ""), "acknowledged");
+    super::shutdown::release_write_lock(lock).await;
+    let mut work = Vec::new();
+    for _ in 0..100 {
+        work = mock.received().into_iter().filter(|r| r.api == Api::Work).collect::<Vec<_>>();
+        if !work.is_empty() {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    assert_eq!(work.len(), 1, "{work:?}");
+    assert!(work[0].content().is_some_and(|c| c.contains("已创建客户")), "{work:?}");
+    assert_eq!((w.count("customers").await, w.count("inbox").await), (1, 1));
+    server.stop().await;
+    mock.stop().await;
+}
