@@ -213,6 +213,7 @@ impl World {
             "inbox" => "SELECT COUNT(*) FROM inbox",
             "contacts" => "SELECT COUNT(*) FROM contacts",
             "deal_stage_history" => "SELECT COUNT(*) FROM deal_stage_history",
+            "users" => "SELECT COUNT(*) FROM users",
             other => panic!("count: unknown table {other}"),
         };
         match &self.db {

@@ -22,6 +22,7 @@ mod feishu;
 mod http;
 mod import;
 mod inbox;
+mod injection;
 mod inline_tx;
 mod lead_commands;
 mod lead_rules;
