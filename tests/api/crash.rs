@@ -544,3 +544,140 @@ async fn postgres_unreachable_callbacks_are_refused_then_served_again() {
     drop(_server);
     t.drop_database().await;
 }
+
+/// Secrets stay out of the logs: a real `serve` at `log_level = "debug"` takes WeCom and DingTalk
+/// callbacks, pushes a reminder through WeCom (fetching an access token), and answers the JSON API
+/// with a bearer token; no app secret, callback token, AES key, robot token or secret, access
+/// token or API token appears anywhere in what it logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_stay_out_of_debug_logs() {
+    use chatcrm::http::api_v1::{Scope, auth};
+    use chatcrm::platform::dingtalk::mock::{self as dmock, MockDingtalk};
+    use chatcrm::platform::wecom::simulate::Simulator;
+
+    const WECOM_TOKEN: &str = "QDG6eK";
+    const WECOM_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+    let t = TestDb::sqlite().await;
+    let w = World::new(t.db.clone()).await;
+    let corp = MockWecom::credentials().corp_id;
+    let api_token = {
+        let mut tx = w.tx().await;
+        let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, Utc::now());
+        crm::users::link_identity(&mut tx, &sys, w.r1.id, "wecom", &corp, "wx-r1").await.expect("link wecom");
+        crm::users::link_identity(&mut tx, &sys, w.r2.id, "dingtalk", dmock::CORP_ID, "zhangsan").await.expect("link");
+        let due = Utc::now() - Duration::minutes(1);
+        let ctx = Ctx::new(Actor::of(&w.r1), Via::Chat, due - Duration::minutes(1));
+        let task = crm::tasks::NewTask {
+            title: "回访海尔".into(),
+            due_at: due,
+            owner_id: None,
+            customer_id: None,
+            deal_id: None,
+            origin: crm::TaskOrigin::Manual,
+        };
+        crm::tasks::create_task(&mut tx, &ctx, task).await.expect("task");
+        let (_, token) = auth::create_token_for(&mut tx, w.org.id, None, "logs", Scope::Full, Via::Cli, Utc::now())
+            .await
+            .expect("api token");
+        tx.commit().await.expect("commit");
+        token
+    };
+    let wecom = MockWecom::start().await;
+    let ding = MockDingtalk::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_listening(dir.path(), &t.url, &wecom, port);
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text = text.replace(r#"log_level = "warn""#, r#"log_level = "debug""#);
+    text.push_str(&format!(
+        r#"
+[dingtalk]
+api_base = "{base}"
+
+[[dingtalk.apps]]
+name = "sales"
+org = "Org One"
+corp_id = "{corp}"
+app_key = "{key}"
+app_secret = "{secret}"
+agent_id = {agent}
+robots = [{{ name = "{robot}", access_token = "{robot_token}", secret = "{robot_secret}" }}]
+"#,
+        base = ding.base_url(),
+        corp = dmock::CORP_ID,
+        key = dmock::APP_KEY,
+        secret = dmock::APP_SECRET,
+        agent = dmock::AGENT_ID,
+        robot = dmock::ROBOT_NAME,
+        robot_token = dmock::ROBOT_TOKEN,
+        robot_secret = dmock::ROBOT_SECRET,
+    ));
+    std::fs::write(&cfg, text).expect("write config");
+    let log = dir.path().join("serve.log");
+    let mut server = serve(&cfg, &log);
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            start.elapsed() < StdDuration::from_secs(30),
+            "server never came up: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    // WeCom callback, DingTalk robot callback, the JSON API, and the reminder push.
+    let sim = Simulator::new(WECOM_TOKEN, WECOM_KEY, &corp, MockWecom::credentials().agent_id).expect("simulator");
+    let cb = sim.text("wx-r1", "今天", "logs1", Utc::now().timestamp());
+    let r = client.post(format!("{base}/callback/wecom/sales?{}", cb.query)).body(cb.body).send().await.expect("wecom");
+    assert_eq!(r.status(), 200);
+    let dsim = chatcrm::platform::dingtalk::simulate::Simulator::new(&MockDingtalk::app("sales", "Org One"))
+        .expect("dingtalk simulator");
+    let dcb =
+        dsim.text("zhangsan", "今天", "logs2", None, Utc::now().timestamp_millis(), Some(&ding.session_url("s1")));
+    let r = client
+        .post(format!("{base}/callback/dingtalk/sales"))
+        .header("timestamp", &dcb.timestamp)
+        .header("sign", &dcb.sign)
+        .header("content-type", "application/json")
+        .body(dcb.body)
+        .send()
+        .await
+        .expect("dingtalk");
+    assert_eq!(r.status(), 200);
+    let r = client.get(format!("{base}/api/v1/customers")).bearer_auth(&api_token).send().await.expect("api");
+    assert_eq!(r.status(), 200);
+    wait_for("the reminder pushed through WeCom", StdDuration::from_secs(30), || !wecom.received().is_empty()).await;
+    server.kill_9();
+
+    let logged = std::fs::read_to_string(&log).expect("read log");
+    assert!(logged.contains("DEBUG") && logged.lines().count() > 20, "debug logging was on:\n{logged}");
+    let secrets = [
+        ("WeCom app secret", MockWecom::credentials().secret),
+        ("WeCom callback token", WECOM_TOKEN.to_string()),
+        ("WeCom EncodingAESKey", WECOM_KEY.to_string()),
+        ("DingTalk app secret", dmock::APP_SECRET.to_string()),
+        ("DingTalk robot token", dmock::ROBOT_TOKEN.to_string()),
+        ("DingTalk robot secret", dmock::ROBOT_SECRET.to_string()),
+        ("API token", api_token.clone()),
+        ("WeCom access token", "MOCK0001_".to_string()),
+    ];
+    for (what, secret) in &secrets {
+        if let Some(line) = logged.lines().find(|l| l.contains(secret.as_str())) {
+            panic!("{what} logged: {line}");
+        }
+    }
+    for line in logged.lines() {
+        if let Some(i) = line.find("access_token=") {
+            let value: String = line[i + "access_token=".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(value.is_empty(), "an access token in a logged URL: {line}");
+        }
+    }
+    eprintln!("{} log lines at debug level scanned for {} secrets: none found", logged.lines().count(), secrets.len());
+    if std::env::var_os("SHOW_SERVE_LOG").is_some() {
+        eprintln!("{logged}");
+    }
+}
