@@ -545,8 +545,9 @@ async fn postgres_unreachable_callbacks_are_refused_then_served_again() {
     t.drop_database().await;
 }
 
-/// Secrets stay out of the logs: a real `serve` at `log_level = "debug"` takes WeCom and DingTalk
-/// callbacks, pushes a reminder through WeCom (fetching an access token), and answers the JSON API
+/// Secrets stay out of the logs: a real `serve` at `log_level = "debug"` takes WeCom, DingTalk and
+/// Feishu callbacks, pushes a reminder through WeCom and a reply through Feishu (fetching their
+/// access tokens), and answers the JSON API
 /// with a bearer token; no app secret, callback token, AES key, robot token or secret, access
 /// token or API token appears anywhere in what it logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,6 +558,9 @@ async fn secrets_stay_out_of_debug_logs() {
 
     const WECOM_TOKEN: &str = "QDG6eK";
     const WECOM_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+    const FEISHU_TENANT: &str = "tenant-logs";
+    const FEISHU_VTOKEN: &str = "feishu-verification-v7Tq";
+    const FEISHU_KEY: &str = "feishu-encrypt-key-Zp4R";
     let t = TestDb::sqlite().await;
     let w = World::new(t.db.clone()).await;
     let corp = MockWecom::credentials().corp_id;
@@ -565,6 +569,7 @@ async fn secrets_stay_out_of_debug_logs() {
         let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, Utc::now());
         crm::users::link_identity(&mut tx, &sys, w.r1.id, "wecom", &corp, "wx-r1").await.expect("link wecom");
         crm::users::link_identity(&mut tx, &sys, w.r2.id, "dingtalk", dmock::CORP_ID, "zhangsan").await.expect("link");
+        crm::users::link_identity(&mut tx, &sys, w.r3.id, "feishu", FEISHU_TENANT, "ou_r3").await.expect("link feishu");
         let due = Utc::now() - Duration::minutes(1);
         let ctx = Ctx::new(Actor::of(&w.r1), Via::Chat, due - Duration::minutes(1));
         let task = crm::tasks::NewTask {
@@ -584,6 +589,7 @@ async fn secrets_stay_out_of_debug_logs() {
     };
     let wecom = MockWecom::start().await;
     let ding = MockDingtalk::start().await;
+    let feishu = chatcrm::platform::feishu::mock::MockFeishu::start().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config_listening(dir.path(), &t.url, &wecom, port);
@@ -611,6 +617,24 @@ robots = [{{ name = "{robot}", access_token = "{robot_token}", secret = "{robot_
         robot = dmock::ROBOT_NAME,
         robot_token = dmock::ROBOT_TOKEN,
         robot_secret = dmock::ROBOT_SECRET,
+    ));
+    text.push_str(&format!(
+        r#"
+[feishu]
+api_base = "{base}"
+
+[[feishu.apps]]
+name = "sales"
+org = "Org One"
+corp_id = "{FEISHU_TENANT}"
+app_id = "{app_id}"
+app_secret = "{app_secret}"
+verification_token = "{FEISHU_VTOKEN}"
+encrypt_key = "{FEISHU_KEY}"
+"#,
+        base = feishu.base_url(),
+        app_id = chatcrm::platform::feishu::mock::APP_ID,
+        app_secret = chatcrm::platform::feishu::mock::APP_SECRET,
     ));
     std::fs::write(&cfg, text).expect("write config");
     let log = dir.path().join("serve.log");
@@ -645,9 +669,22 @@ robots = [{{ name = "{robot}", access_token = "{robot_token}", secret = "{robot_
         .await
         .expect("dingtalk");
     assert_eq!(r.status(), 200);
+    let fsim = chatcrm::platform::feishu::simulate::Simulator::new(
+        FEISHU_VTOKEN,
+        Some(FEISHU_KEY),
+        chatcrm::platform::feishu::mock::APP_ID,
+        FEISHU_TENANT,
+    );
+    let fcb = fsim.text("ou_r3", "今天", "om_logs3", Utc::now().timestamp());
+    let mut req = client.post(format!("{base}/callback/feishu/sales")).body(fcb.body);
+    for (k, v) in &fcb.headers {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().await.expect("feishu").status(), 200);
     let r = client.get(format!("{base}/api/v1/customers")).bearer_auth(&api_token).send().await.expect("api");
     assert_eq!(r.status(), 200);
     wait_for("the reminder pushed through WeCom", StdDuration::from_secs(30), || !wecom.received().is_empty()).await;
+    wait_for("the Feishu reply pushed", StdDuration::from_secs(30), || !feishu.received().is_empty()).await;
     server.kill_9();
 
     let logged = std::fs::read_to_string(&log).expect("read log");
@@ -661,6 +698,10 @@ robots = [{{ name = "{robot}", access_token = "{robot_token}", secret = "{robot_
         ("DingTalk robot secret", dmock::ROBOT_SECRET.to_string()),
         ("API token", api_token.clone()),
         ("WeCom access token", "MOCK0001_".to_string()),
+        ("Feishu app secret", chatcrm::platform::feishu::mock::APP_SECRET.to_string()),
+        ("Feishu verification token", FEISHU_VTOKEN.to_string()),
+        ("Feishu encrypt key", FEISHU_KEY.to_string()),
+        ("Feishu tenant access token", "t-mock-".to_string()),
     ];
     for (what, secret) in &secrets {
         if let Some(line) = logged.lines().find(|l| l.contains(secret.as_str())) {
