@@ -608,20 +608,9 @@ app_key = "{key}"
 app_secret = "{secret}"
 agent_id = {agent}
 robots = [{{ name = "{robot}", access_token = "{robot_token}", secret = "{robot_secret}" }}]
-"#,
-        base = ding.base_url(),
-        corp = dmock::CORP_ID,
-        key = dmock::APP_KEY,
-        secret = dmock::APP_SECRET,
-        agent = dmock::AGENT_ID,
-        robot = dmock::ROBOT_NAME,
-        robot_token = dmock::ROBOT_TOKEN,
-        robot_secret = dmock::ROBOT_SECRET,
-    ));
-    text.push_str(&format!(
-        r#"
+
 [feishu]
-api_base = "{base}"
+api_base = "{feishu_base}"
 
 [[feishu.apps]]
 name = "sales"
@@ -632,7 +621,15 @@ app_secret = "{app_secret}"
 verification_token = "{FEISHU_VTOKEN}"
 encrypt_key = "{FEISHU_KEY}"
 "#,
-        base = feishu.base_url(),
+        base = ding.base_url(),
+        corp = dmock::CORP_ID,
+        key = dmock::APP_KEY,
+        secret = dmock::APP_SECRET,
+        agent = dmock::AGENT_ID,
+        robot = dmock::ROBOT_NAME,
+        robot_token = dmock::ROBOT_TOKEN,
+        robot_secret = dmock::ROBOT_SECRET,
+        feishu_base = feishu.base_url(),
         app_id = chatcrm::platform::feishu::mock::APP_ID,
         app_secret = chatcrm::platform::feishu::mock::APP_SECRET,
     ));
