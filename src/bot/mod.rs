@@ -414,6 +414,7 @@ async fn writer(core: Arc<Core>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>
         // A panic while handling a batch (a bug) must not stop the writer: the batch runs in its
         // own task; if it panics, its transaction is dropped (rolled back) and its callers get an
         // error to retry, and the writer goes on with the next batch.
+        let batch_len = batch.len();
         let task = {
             let core = core.clone();
             tokio::spawn(async move {
@@ -438,7 +439,11 @@ async fn writer(core: Arc<Core>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>
                     let _ = job.done.send(result);
                 }
             }
-            Err(e) => tracing::error!(error = %e, "a batch of messages failed; nothing of it was stored"),
+            Err(e) => {
+                // The batch's jobs (and their callers) are gone with the task; count them.
+                tracing::error!(error = %e, "a batch of messages failed; nothing of it was stored");
+                core.messages.failed.fetch_add(batch_len as u64, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -57,16 +57,26 @@ pub(super) async fn self_register(
 /// Runs the bot, but answers within `deadline`: when the bot is slower, the platform gets its
 /// acknowledgement now and the reply goes out through the outbox, queued in the message's own
 /// transaction (see [`Delivery`]).
+/// Whether a platform delivers a message again when it is not acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Redelivery {
+    /// WeCom apps, Feishu: a message storage has not taken by the deadline is refused (503).
+    Retried,
+    /// Not documented (DingTalk robots, WeCom group robots): refusing would lose it for sure, so
+    /// a late message is acknowledged and stays queued.
+    Unknown,
+}
+
 pub(super) async fn reply_in_time(
     deadline: Duration,
-    platform_retries: bool,
+    redelivery: Redelivery,
     delivery: Arc<Delivery>,
     work: impl std::future::Future<Output = Result<Reply, crate::bot::BotError>> + Send + 'static,
 ) -> Result<Option<Reply>, ApiError> {
     let mut handle = tokio::spawn(work);
     let finished = match tokio::time::timeout(deadline, &mut handle).await {
         Ok(finished) => finished,
-        Err(_) => match delivery.deadline_passed(platform_retries) {
+        Err(_) => match delivery.deadline_passed(redelivery == Redelivery::Retried) {
             Late::Acknowledge => {
                 tracing::warn!(
                     ?deadline,

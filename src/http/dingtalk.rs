@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tracing::Instrument as _;
 
-use super::{ApiError, AppState, callback};
+use super::callback::{self, Redelivery};
+use super::{ApiError, AppState};
 use crate::bot::{Delivery, Special};
 use crate::crm;
 use crate::outbox::{self, Kind, OutMessage, Outgoing, Target};
@@ -138,15 +139,9 @@ async fn handle(
     let bot = state.bot.clone();
     let d = delivery.clone();
     let work = async move { bot.handle_with_delivery(&msg, special, d).await };
-    let Some(reply) = callback::reply_in_time(
-        state.dingtalk.reply_deadline,
-        // DingTalk's robot retries are not documented: a late message is kept, not refused.
-        false,
-        delivery,
-        work,
-    )
-    .await?
-    else {
+    // DingTalk's robot retries are not documented: a late message is kept, not refused.
+    let late = Redelivery::Unknown;
+    let Some(reply) = callback::reply_in_time(state.dingtalk.reply_deadline, late, delivery, work).await? else {
         return Ok(StatusCode::OK.into_response());
     };
     // A duplicate delivery was answered the first time: do not reply twice.

@@ -18,8 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 
-use super::{ApiError, AppState, callback};
-use crate::bot::{Delivery, Late, Special};
+use super::callback::{self, Redelivery};
+use super::{ApiError, AppState};
+use crate::bot::{Delivery, Special};
 use crate::crm;
 use crate::outbox::Target;
 use crate::platform::feishu::{self, Action, App, CallbackError, Opened, SignedHeaders};
@@ -93,40 +94,16 @@ async fn receive(
     delivery.push_only();
     let bot = state.bot.clone();
     let d = delivery.clone();
-    let mut work = tokio::spawn(async move { bot.handle_with_delivery(&msg, special, d).await });
-    let deadline = state.feishu.ack_deadline;
-    let finished = match tokio::time::timeout(deadline, &mut work).await {
-        Ok(finished) => finished,
-        Err(_) => match delivery.deadline_passed(true) {
-            // Being handled: its reply is queued when it is done.
-            Late::Acknowledge | Late::Wait => {
-                tracing::warn!(?deadline, "bot slower than Feishu's deadline; acknowledging now");
-                return Ok(ok_body());
-            }
-            // No writer took it (storage busy or unreachable): Feishu delivers it again.
-            Late::Retry => {
-                tracing::warn!(?deadline, "no writer took the event before Feishu's deadline; asking for a retry");
-                return Err(ApiError::Unavailable("storage is busy or unreachable, retry".into()));
-            }
-        },
-    };
-    match finished {
-        Ok(Ok(reply)) => {
-            if event_type == "card.action.trigger" && !reply.text.is_empty() {
-                // The card shows a toast; the full answer arrives as a reply to the card.
-                let toast: String = reply.text.lines().next().unwrap_or_default().chars().take(60).collect();
-                return Ok(axum::Json(json!({ "toast": { "type": "info", "content": toast } })).into_response());
-            }
-            Ok(ok_body())
+    let work = async move { bot.handle_with_delivery(&msg, special, d).await };
+    // Feishu retries after 3 s: a late event the bot has taken up is acknowledged (its reply is
+    // queued when it is done); one storage has not taken is refused and delivered again.
+    let reply = callback::reply_in_time(state.feishu.ack_deadline, Redelivery::Retried, delivery, work).await?;
+    match reply {
+        Some(reply) if event_type == "card.action.trigger" && !reply.text.is_empty() => {
+            // The card shows a toast; the full answer arrives as a reply to the card.
+            let toast: String = reply.text.lines().next().unwrap_or_default().chars().take(60).collect();
+            Ok(axum::Json(json!({ "toast": { "type": "info", "content": toast } })).into_response())
         }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "message not handled");
-            // Nothing stored: a non-200 makes Feishu deliver it again.
-            Err(ApiError::Unavailable("storage unavailable, retry".into()))
-        }
-        Err(join) => {
-            tracing::error!(error = %join, "bot task failed");
-            Err(ApiError::Unavailable("internal error, retry".into()))
-        }
+        _ => Ok(ok_body()),
     }
 }

@@ -11,7 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::{ApiError, AppState, callback};
+use super::callback::{self, Redelivery};
+use super::{ApiError, AppState};
 use crate::bot::{Delivery, Special};
 use crate::crm;
 use crate::outbox::Target;
@@ -105,7 +106,7 @@ async fn receive(
     let bot = state.bot.clone();
     let d = delivery.clone();
     let work = async move { bot.handle_with_delivery(&msg, special, d).await };
-    match callback::reply_in_time(state.wecom.reply_deadline, true, delivery.clone(), work).await? {
+    match callback::reply_in_time(state.wecom.reply_deadline, Redelivery::Retried, delivery.clone(), work).await? {
         Some(reply) if !reply.text.is_empty() => {
             let first = delivery.passive_part(&reply.text);
             Ok(xml_response(wecom::passive_reply(&app, &inbound, &first, now, &q.nonce)))
@@ -150,15 +151,9 @@ async fn receive_robot(
     let delivery = Delivery::new(reply_target(&app, &m.from_user), usize::MAX);
     let d = delivery.clone();
     let work = async move { bot.handle_with_delivery(&msg, None, d).await };
-    let Some(reply) = callback::reply_in_time(
-        state.wecom.reply_deadline,
-        // Group-robot callbacks are in beta and their retries are not documented: keep late ones.
-        false,
-        delivery,
-        work,
-    )
-    .await?
-    else {
+    // Group-robot callbacks are in beta and their retries are not documented: keep late ones.
+    let late = Redelivery::Unknown;
+    let Some(reply) = callback::reply_in_time(state.wecom.reply_deadline, late, delivery, work).await? else {
         return Ok(StatusCode::OK.into_response());
     };
     if reply.text.is_empty() {

@@ -28,12 +28,12 @@ async fn a_backup_taken_while_the_bot_writes_is_consistent_and_restores_identica
     let w = World::new(t.db.clone()).await;
     w.customer(&w.r1, "海尔智家").await;
     let bot = w.bot();
-    // Visits keep arriving while the backup runs: each is one inbox row and one activity,
+    // Visits keep arriving while the backup runs (2,000 of them, so it lands mid-stream): each is one inbox row and one activity,
     // committed together, so any consistent copy has as many of one as of the other.
     let writer = {
         let (bot, msgs) = (
             bot.clone(),
-            (0..400).map(|n| w.msg(&w.r1, &format!("b{n}"), &format!("拜访 海尔智家 第{n}次"))).collect::<Vec<_>>(),
+            (0..2000).map(|n| w.msg(&w.r1, &format!("b{n}"), &format!("拜访 海尔智家 第{n}次"))).collect::<Vec<_>>(),
         );
         tokio::spawn(async move {
             for m in msgs {
@@ -41,13 +41,18 @@ async fn a_backup_taken_while_the_bot_writes_is_consistent_and_restores_identica
             }
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    while w.count("inbox").await < 50 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("backup.db");
     let report = backup::backup(&t.db, &file).await.expect("backup");
     writer.await.expect("writer");
     let (inbox, activities) = (report.rows("inbox").expect("inbox"), report.rows("activities").expect("activities"));
     assert_eq!(inbox, activities, "one activity per message in the copy");
+    // The copy was taken mid-stream, or the equality above proves nothing.
+    assert!((50..2000).contains(&inbox), "backup taken while the bot wrote: {inbox} of 2000 messages in the copy");
+    eprintln!("backup taken with {inbox} of 2000 visits written");
     assert!(report.migrations > 0 && report.rows("users") == Some(8), "{report:?}");
     assert!(matches!(backup::backup(&t.db, &file).await, Err(BackupError::Exists(_))), "never overwrites a file");
 
