@@ -45,6 +45,10 @@ pub struct Settings {
     pub sqlite_busy_timeout_ms: u64,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
+    /// Chat messages one sender may send per minute, sustained; 0 turns the limit off.
+    pub sender_rate_per_minute: u32,
+    /// Chat messages one sender may send at once after a quiet spell.
+    pub sender_rate_burst: u32,
     pub request_timeout_secs: u64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
@@ -152,6 +156,8 @@ impl Default for Settings {
             sqlite_synchronous: "full".into(),
             sqlite_busy_timeout_ms: 5000,
             body_limit_bytes: 256 * 1024,
+            sender_rate_per_minute: 30,
+            sender_rate_burst: 20,
             request_timeout_secs: 10,
             shutdown_timeout_secs: 30,
             default_timezone: "Asia/Shanghai".into(),
@@ -227,6 +233,13 @@ impl Settings {
         }
         if self.body_limit_bytes < 1024 || self.body_limit_bytes > 64 * 1024 * 1024 {
             return Err(bad("body_limit_bytes", "CHATCRM_BODY_LIMIT_BYTES", "must be between 1024 and 67108864"));
+        }
+        if self.sender_rate_per_minute > 0 && !(1..=10_000).contains(&self.sender_rate_burst) {
+            return Err(bad(
+                "sender_rate_burst",
+                "CHATCRM_SENDER_RATE_BURST",
+                "must be between 1 and 10000 while sender_rate_per_minute is on",
+            ));
         }
         if self.request_timeout_secs == 0 {
             return Err(bad("request_timeout_secs", "CHATCRM_REQUEST_TIMEOUT_SECS", "must be at least 1"));
@@ -341,6 +354,10 @@ impl Settings {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn sender_limit(&self) -> crate::bot::limit::SenderLimit {
+        crate::bot::limit::SenderLimit { per_minute: self.sender_rate_per_minute, burst: self.sender_rate_burst }
     }
 
     pub fn undo_window(&self) -> chrono::Duration {

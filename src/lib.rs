@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod http;
 pub mod import;
 pub mod import_bench;
+pub mod loadgen;
 pub mod metrics;
 pub mod outbox;
 pub mod platform;

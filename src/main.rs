@@ -144,6 +144,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Mixed chat traffic against a running server: signed (and encrypted) callbacks for every
+    /// configured WeCom, DingTalk and Feishu app from many users (visits, calls, deal updates,
+    /// leads, reminders, queries); prints msgs/s and p50/p90/p99/max latency per platform. Links
+    /// the senders in the configured database first (seeding the demo org when missing).
+    Loadgen(LoadgenArgs),
     /// Replace the SQLite database with a backup, after checking the backup. Stop the server
     /// first. Exit 2 when refused (nothing is changed).
     Restore {
@@ -156,6 +161,41 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct LoadgenArgs {
+    /// Only these platforms (repeat or comma-separate: wecom, dingtalk, feishu). Default: every
+    /// configured app.
+    #[arg(long = "platform", value_delimiter = ',')]
+    platforms: Vec<chatcrm::loadgen::Platform>,
+    /// The server (default: http:// + the configured `listen`).
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Total messages per second (default: as fast as possible). Latency then counts from when
+    /// each request was due.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Reps made (once) per org for the load, besides the demo's, each with two customers.
+    #[arg(long, default_value_t = 30)]
+    users: usize,
+    /// Write the requests to this file instead of sending them.
+    #[arg(long)]
+    write: Option<PathBuf>,
+    /// With --write: `jsonl` (one {platform, method, path, headers, body} per line) or `wrk` (a
+    /// script for `wrk -s FILE http://HOST:PORT`).
+    #[arg(long, default_value = "jsonl")]
+    format: String,
+    /// With --write: how many requests.
+    #[arg(long, default_value_t = 10_000)]
+    count: u64,
+    /// Print the figures as JSON after the summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -888,6 +928,7 @@ async fn main() -> Result<()> {
         }
         Cmd::Chat { as_user } => chat(settings, &as_user).await,
         Cmd::Wecom { what } => wecom_cmd(settings, what).await,
+        Cmd::Loadgen(args) => loadgen(settings, args).await,
         Cmd::Dingtalk { what } => dingtalk_cmd(settings, what).await,
         Cmd::Feishu { what } => feishu_cmd(settings, what).await,
         Cmd::Users { command } => users(settings, command).await,
@@ -1454,7 +1495,7 @@ fn wecom_app<'a>(settings: &'a Settings, name: &str) -> Result<&'a chatcrm::conf
 }
 
 async fn wecom_cmd(settings: Settings, what: WecomCmd) -> Result<()> {
-    use chatcrm::platform::wecom::{loadgen, simulate::Simulator};
+    use chatcrm::platform::wecom::simulate::Simulator;
     use secrecy::ExposeSecret;
     let base = |url: Option<String>, app: &str| {
         url.unwrap_or_else(|| format!("http://{}", settings.listen)).trim_end_matches('/').to_string()
@@ -1487,47 +1528,66 @@ async fn wecom_cmd(settings: Settings, what: WecomCmd) -> Result<()> {
             Ok(())
         }
         WecomCmd::Loadgen { app, url, concurrency, seconds, rate, write, count } => {
-            let cfg = wecom_app(&settings, &app)?.clone();
-            let sim = std::sync::Arc::new(Simulator::new(
-                cfg.token.expose_secret(),
-                cfg.encoding_aes_key.expose_secret(),
-                &cfg.corp_id,
-                cfg.agent_id,
-            )?);
-            let db = startup::open_db(&settings).await?;
-            // The senders: the demo reps (seeded if missing), linked to WeCom ids equal to their handles.
-            let senders = chatcrm::bench::prepare(&db, "wecom", Some(&cfg.corp_id)).await?.1;
-            db.close().await;
-            let now = chrono::Utc::now().timestamp();
-            if let Some(path) = write {
-                let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
-                let run = format!("{}", rand::random::<u32>());
-                for n in 0..count {
-                    let (query, body) = loadgen::nth(&sim, &senders, n, now, &run);
-                    let line = serde_json::json!({ "method": "POST", "path": format!("/callback/wecom/{app}?{query}"), "body": body });
-                    writeln!(out, "{line}")?;
-                }
-                out.flush()?;
-                println!(
-                    "wrote {count} requests to {} (timestamps expire after {} s)",
-                    path.display(),
-                    settings.wecom.timestamp_window_secs
-                );
-                return Ok(());
-            }
-            let opts = loadgen::LoadgenOptions {
-                url: base(url, &app),
+            let mut settings = settings;
+            wecom_app(&settings, &app)?;
+            // The mixed generator, limited to this one app.
+            settings.wecom.apps.retain(|a| a.name == app);
+            let platforms = vec![chatcrm::loadgen::Platform::Wecom];
+            let args = LoadgenArgs {
+                platforms,
+                url,
                 concurrency,
-                duration: std::time::Duration::from_secs(seconds.max(1)),
+                seconds,
                 rate,
-                senders,
-                now,
+                users: 0,
+                write,
+                format: "jsonl".into(),
+                count,
+                json: true,
             };
-            let report = loadgen::run(sim, opts).await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
+            loadgen(settings, args).await
         }
     }
+}
+
+/// `chatcrm loadgen` (and `chatcrm wecom loadgen`, limited to one app).
+async fn loadgen(settings: Settings, args: LoadgenArgs) -> Result<()> {
+    use chatcrm::loadgen::{Plan, RunOptions, Traffic, run};
+    let db = startup::open_db(&settings).await?;
+    let plan = Plan { platforms: &args.platforms, extra_users: args.users };
+    let traffic = Traffic::prepare(&settings, &db, plan).await;
+    db.close().await;
+    let traffic = std::sync::Arc::new(traffic?);
+    if let Some(path) = args.write {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?,
+        );
+        match args.format.as_str() {
+            "jsonl" => traffic.write_jsonl(&mut out, args.count)?,
+            "wrk" => traffic.write_wrk(&mut out, args.count)?,
+            other => bail!("unknown --format `{other}`: use jsonl or wrk"),
+        }
+        let window = settings.wecom.timestamp_window_secs.min(settings.feishu.timestamp_window_secs);
+        println!(
+            "wrote {} requests from {} senders to {} (their timestamps are now: the server accepts them for about {window} s)",
+            args.count,
+            traffic.senders(),
+            path.display()
+        );
+        return Ok(());
+    }
+    let opts = RunOptions {
+        base_url: args.url.unwrap_or_else(|| format!("http://{}", settings.listen)),
+        concurrency: args.concurrency,
+        duration: std::time::Duration::from_secs(args.seconds.max(1)),
+        rate: args.rate,
+    };
+    let report = run(traffic, opts).await?;
+    println!("{}", report.summary());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
 }
 
 async fn report(settings: Settings, what: ReportCmd) -> Result<()> {

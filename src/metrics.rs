@@ -87,6 +87,9 @@ pub struct MessageCounters {
     pub failed: AtomicU64,
     /// Left to the platform's retry because no writer took them before the reply deadline.
     pub retry_asked: AtomicU64,
+    /// Acknowledged without being acted on: the sender was over the rate limit (and was told so
+    /// with the first message over it).
+    pub rate_limited: AtomicU64,
 }
 
 /// What the outbox dispatcher did.
@@ -170,6 +173,7 @@ impl Metrics {
             ("duplicate", &messages.duplicates),
             ("failed", &messages.failed),
             ("retry_asked", &messages.retry_asked),
+            ("rate_limited", &messages.rate_limited),
         ] {
             let _ = writeln!(w, "chatcrm_messages_total{{outcome=\"{outcome}\"}} {}", n.load(Ordering::Relaxed));
         }

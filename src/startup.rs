@@ -65,7 +65,8 @@ impl Application {
             settings.undo_window(),
             routes.clone(),
             crate::report::ReportOptions::from(&settings.schedule),
-        );
+        )
+        .with_sender_limit(settings.sender_limit());
         let wecom = crate::platform::wecom::Apps::from_settings(&settings.wecom)?;
         let dingtalk = crate::platform::dingtalk::Apps::from_settings(&settings.dingtalk)?;
         let feishu = crate::platform::feishu::Apps::from_settings(&settings.feishu)?;

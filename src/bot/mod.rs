@@ -5,6 +5,7 @@
 //! a message already handled changes nothing and gets the same reply back.
 
 mod exec;
+pub mod limit;
 pub(crate) mod render;
 
 use std::sync::Arc;
@@ -91,6 +92,8 @@ const POSTGRES_WRITERS: usize = 6;
 pub struct Bot {
     core: Arc<Core>,
     queue: mpsc::Sender<Job>,
+    /// Per-sender rate limit, checked before a message is queued; `None` when off.
+    limiter: Option<Arc<limit::Limiter>>,
 }
 
 /// What the writer tasks share.
@@ -339,7 +342,14 @@ impl Bot {
                 tokio::spawn(writer(core.clone(), rx.clone()));
             }
         }
-        Self { core, queue }
+        Self { core, queue, limiter: None }
+    }
+
+    /// Limits how fast each sender's messages are handled (see [`limit`]); off when
+    /// `per_minute` is 0.
+    pub fn with_sender_limit(mut self, limit: limit::SenderLimit) -> Self {
+        self.limiter = limit::Limiter::new(limit).map(Arc::new);
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -386,12 +396,49 @@ impl Bot {
             user = tracing::field::Empty,
             message_id = %msg.message_id,
         );
+        let special = match self.limiter.as_deref().map(|l| {
+            (l, l.check(&msg.platform, &msg.corp_id, &msg.sender, self.core.clock.now()))
+        }) {
+            None | Some((_, limit::Verdict::Allow)) => special,
+            Some((l, limit::Verdict::Warn)) => {
+                span.in_scope(|| tracing::warn!(sender = %msg.sender, "sender over the rate limit; answering with a notice"));
+                Some(Special::Reply(l.notice(crate::command::detect_lang(&msg.text))))
+            }
+            Some((_, limit::Verdict::Drop)) => {
+                // Acknowledged (so the platform does not retry it) and not acted on: the sender
+                // was told with the first message over the limit.
+                span.in_scope(|| tracing::info!(sender = %msg.sender, "sender over the rate limit; message dropped"));
+                self.core.messages.rate_limited.fetch_add(1, Ordering::Relaxed);
+                return Ok(self.stored_answer(msg).await);
+            }
+        };
         let (done, wait) = oneshot::channel();
         self.queue
             .send(Job { msg: msg.clone(), special, delivery, span, done })
             .await
             .map_err(|_| BotError::Stopped)?;
         wait.await.map_err(|_| BotError::Stopped)?
+    }
+}
+
+impl Bot {
+    /// For a message not handled now: the stored reply when it is a redelivery of one handled
+    /// before (the platform missed our answer), else nothing. One indexed read, no write.
+    async fn stored_answer(&self, msg: &IncomingMessage) -> Reply {
+        let stored = async {
+            let mut tx = self.core.db.begin_read().await?;
+            let row = store::inbox::by_message_id(&mut tx, &msg.platform, &msg.message_id).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
+        };
+        match stored.await {
+            Ok(Some(row)) => Reply { text: row.reply, duplicate: true },
+            Ok(None) => Reply { text: String::new(), duplicate: false },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the inbox for a rate-limited message");
+                Reply { text: String::new(), duplicate: false }
+            }
+        }
     }
 }
 

@@ -106,7 +106,12 @@ pub fn client() -> reqwest::Client {
 
 impl Server {
     pub async fn start(settings: Settings, db: Db) -> Self {
-        let app = Application::build(settings, db, Clock::fixed(t0())).await.expect("build app");
+        Self::start_with_clock(settings, db, Clock::fixed(t0())).await
+    }
+
+    /// Like [`Server::start`], on a clock the test moves.
+    pub async fn start_with_clock(settings: Settings, db: Db, clock: Clock) -> Self {
+        let app = Application::build(settings, db, clock).await.expect("build app");
         let addr = app.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {

@@ -26,6 +26,7 @@ mod injection;
 mod inline_tx;
 mod lead_commands;
 mod lead_rules;
+mod loadgen;
 mod matching;
 mod outbox_admin;
 mod outbox_faults;

@@ -482,3 +482,48 @@ async fn metrics_count_callbacks_messages_and_queues(db: Db) {
 }
 
 both_backends!(metrics_count_callbacks_messages_and_queues);
+
+/// Per-sender rate limit through real callbacks: past the burst the sender is told once, further
+/// messages are acknowledged without being acted on (nothing stored), a redelivery of a message
+/// handled earlier still gets its stored answer, other senders are served, and the bucket refills.
+async fn a_sender_over_the_rate_limit_is_told_once_then_ignored(db: Db) {
+    let w = world(db.clone()).await;
+    let clock = chatcrm::clock::Clock::fixed(t0());
+    let settings = Settings { sender_rate_per_minute: 60, sender_rate_burst: 3, ..wecom_settings(false) };
+    let server = Server::start_with_clock(settings, db, clock.clone()).await;
+    let sim = Simulator::new(TOKEN, KEY, CORP, AGENT).expect("simulator");
+    let t = Wecom { server, sim, w };
+    assert!(t.say("zhangsan", "新客户 海尔智家", "9100").await.contains("已创建客户"));
+    let first_visit = t.say("zhangsan", "拜访 海尔 聊了一期", "9101").await;
+    assert!(first_visit.contains("已记录拜访"), "{first_visit}");
+    assert!(t.say("zhangsan", "拜访 海尔 聊了二期", "9102").await.contains("已记录拜访"));
+    let (activities, inbox) = (t.w.count("activities").await, t.w.count("inbox").await);
+    assert_eq!(activities, 2);
+
+    let notice = t.say("zhangsan", "拜访 海尔 聊了三期", "9103").await;
+    assert!(notice.contains("每分钟最多 60 条"), "{notice}");
+    assert_eq!(t.w.count("activities").await, activities, "the message over the limit is not acted on");
+    assert_eq!(t.w.count("inbox").await, inbox + 1, "the notice is recorded as that message's answer");
+
+    // Further messages: an empty acknowledgement (no WeCom retry), nothing written.
+    let cb = t.sim.text("zhangsan", "拜访 海尔 聊了四期", "9104", t0().timestamp());
+    let r = t.post(&cb).await;
+    assert_eq!((r.status, r.body.as_str()), (200, ""), "dropped messages are acknowledged silently");
+    assert_eq!((t.w.count("activities").await, t.w.count("inbox").await), (activities, inbox + 1));
+    // A redelivery of a message handled before the limit still gets its answer, changing nothing.
+    assert_eq!(t.say("zhangsan", "拜访 海尔 聊了一期", "9101").await, first_visit);
+    assert_eq!(t.w.count("activities").await, activities);
+    // Another sender has a bucket of its own.
+    let other = t.say("lisi", "今天", "9105").await;
+    assert!(!other.is_empty() && !other.contains("每分钟"), "{other}");
+
+    // 60 a minute refills one message a second.
+    clock.advance(chrono::Duration::seconds(1));
+    assert!(t.say("zhangsan", "拜访 海尔 聊了五期", "9106").await.contains("已记录拜访"));
+    assert_eq!(t.w.count("activities").await, activities + 1);
+    let m = t.server.get("/metrics").await;
+    assert!(m.body.contains("chatcrm_messages_total{outcome=\"rate_limited\"} 2\n"), "{}", m.body);
+    t.server.stop().await;
+}
+
+both_backends!(a_sender_over_the_rate_limit_is_told_once_then_ignored);

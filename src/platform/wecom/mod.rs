@@ -3,7 +3,6 @@
 
 pub mod client;
 pub mod crypto;
-pub mod loadgen;
 pub mod mock;
 pub mod simulate;
 pub mod xml;
