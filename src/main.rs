@@ -183,6 +183,10 @@ struct LoadgenArgs {
     /// Reps made (once) per org for the load, besides the demo's, each with two customers.
     #[arg(long, default_value_t = 30)]
     users: usize,
+    /// `full` (visits, calls, deal updates, leads, reminders, queries) or `visits` (visits,
+    /// calls, the day's plan, customer cards).
+    #[arg(long, default_value = "full")]
+    mix: chatcrm::loadgen::Mix,
     /// Write the requests to this file instead of sending them.
     #[arg(long)]
     write: Option<PathBuf>,
@@ -1540,6 +1544,7 @@ async fn wecom_cmd(settings: Settings, what: WecomCmd) -> Result<()> {
                 seconds,
                 rate,
                 users: 0,
+                mix: chatcrm::loadgen::Mix::Visits,
                 write,
                 format: "jsonl".into(),
                 count,
@@ -1554,7 +1559,7 @@ async fn wecom_cmd(settings: Settings, what: WecomCmd) -> Result<()> {
 async fn loadgen(settings: Settings, args: LoadgenArgs) -> Result<()> {
     use chatcrm::loadgen::{Plan, RunOptions, Traffic, run};
     let db = startup::open_db(&settings).await?;
-    let plan = Plan { platforms: &args.platforms, extra_users: args.users };
+    let plan = Plan { platforms: &args.platforms, extra_users: args.users, mix: args.mix };
     let traffic = Traffic::prepare(&settings, &db, plan).await;
     db.close().await;
     let traffic = std::sync::Arc::new(traffic?);

@@ -396,12 +396,16 @@ impl Bot {
             user = tracing::field::Empty,
             message_id = %msg.message_id,
         );
-        let special = match self.limiter.as_deref().map(|l| {
-            (l, l.check(&msg.platform, &msg.corp_id, &msg.sender, self.core.clock.now()))
-        }) {
+        let special = match self
+            .limiter
+            .as_deref()
+            .map(|l| (l, l.check(&msg.platform, &msg.corp_id, &msg.sender, self.core.clock.now())))
+        {
             None | Some((_, limit::Verdict::Allow)) => special,
             Some((l, limit::Verdict::Warn)) => {
-                span.in_scope(|| tracing::warn!(sender = %msg.sender, "sender over the rate limit; answering with a notice"));
+                span.in_scope(
+                    || tracing::warn!(sender = %msg.sender, "sender over the rate limit; answering with a notice"),
+                );
                 Some(Special::Reply(l.notice(crate::command::detect_lang(&msg.text))))
             }
             Some((_, limit::Verdict::Drop)) => {

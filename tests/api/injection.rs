@@ -105,3 +105,134 @@ async fn injection_strings_are_data(db: Db) {
 }
 
 both_backends!(injection_strings_are_data);
+
+/// Every text field of every write endpoint of the JSON API, and every list filter, with each
+/// injection string: stored verbatim and read back the same, filters answered with data or a
+/// clear 4xx, never a 5xx, and the schema and other orgs' rows untouched. Also the chat
+/// commands that write deals, leads and reminders.
+async fn every_api_text_field_and_filter_takes_injection_as_data(db: Db) {
+    let w = World::new(db.clone()).await;
+    let schema = tables(&db).await;
+    let other_org = w.customer(&w.r4, "别的组织的客户").await;
+    let s = Server::start(settings(), db.clone()).await;
+    let token = {
+        let mut tx = db.begin().await.expect("begin");
+        let (_, t) = auth::create_token_for(&mut tx, w.org.id, Some(w.r1.id), "t", Scope::Full, Via::Cli, t0())
+            .await
+            .expect("t");
+        tx.commit().await.expect("commit");
+        t
+    };
+    let send = async |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut req = s.client.request(method, s.url(path)).bearer_auth(&token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = s.send(req).await;
+        assert!(r.status < 500, "{path}: {} {}", r.status, r.body);
+        r
+    };
+    let created = |r: &super::http::Resp, what: &str| -> Value {
+        assert!(matches!(r.status, 200 | 201), "{what}: {} {}", r.status, r.body);
+        serde_json::from_str(&r.body).expect("json")
+    };
+    let post = reqwest::Method::POST;
+    let patch = reqwest::Method::PATCH;
+    let get = reqwest::Method::GET;
+    for (i, attack) in ATTACKS.iter().enumerate() {
+        let a = json!(attack);
+        let name = format!("API{i} {attack}");
+        let body = json!({ "name": name, "industry": a, "region": a, "source": a, "tags": [attack] });
+        let c = created(&send(post.clone(), "/api/v1/customers", Some(body)).await, "customer");
+        let cid = c["id"].as_i64().expect("id");
+        for field in ["industry", "region", "source"] {
+            assert_eq!(c[field], a, "customer {field}: {c}");
+        }
+        let body = json!({ "industry": format!("{attack}!"), "add_tags": [format!("t{attack}")] });
+        let c = created(&send(patch.clone(), &format!("/api/v1/customers/{cid}"), Some(body)).await, "patch");
+        assert_eq!(c["industry"], json!(format!("{attack}!")), "{c}");
+        let body = json!({ "name": format!("联系人{i}{attack}"), "title": a, "wechat": a });
+        let ct =
+            created(&send(post.clone(), &format!("/api/v1/customers/{cid}/contacts"), Some(body)).await, "contact");
+        assert_eq!((&ct["title"], &ct["wechat"]), (&a, &a), "{ct}");
+        let body = json!({ "customer_id": cid, "title": a, "amount_fen": 100_000 });
+        let d = created(&send(post.clone(), "/api/v1/deals", Some(body)).await, "deal");
+        assert_eq!(d["title"], a, "{d}");
+        let did = d["id"].as_i64().expect("deal id");
+        let body = json!({ "title": format!("{attack}?") });
+        let d = created(&send(patch.clone(), &format!("/api/v1/deals/{did}"), Some(body)).await, "patch deal");
+        assert_eq!(d["title"], json!(format!("{attack}?")), "{d}");
+        let body = json!({ "customer_id": cid, "kind": "visit", "content": a, "next_step": a });
+        let act = created(&send(post.clone(), "/api/v1/activities", Some(body)).await, "activity");
+        assert_eq!(act["content"], a, "{act}");
+        let body = json!({ "title": a, "due_at": "2026-12-01T08:00:00Z", "customer_id": cid });
+        let t = created(&send(post.clone(), "/api/v1/tasks", Some(body)).await, "task");
+        assert_eq!(t["title"], a, "{t}");
+        let body = json!({ "company": format!("线索{i}{attack}"), "contact_name": a, "source": a,
+                           "region": a, "industry": a, "tags": [attack] });
+        let l = created(&send(post.clone(), "/api/v1/leads", Some(body)).await, "lead");
+        let l = &l["lead"];
+        assert_eq!(l["contact_name"], a, "{l}");
+        assert_eq!(l["source"], a, "{l}");
+        // Every list filter: data or a clear 4xx, and never a record of another org.
+        for path in [
+            "/api/v1/customers?name=",
+            "/api/v1/customers?owner=",
+            "/api/v1/customers?tag=",
+            "/api/v1/customers?grade=",
+            "/api/v1/deals?owner=",
+            "/api/v1/deals?status=",
+            "/api/v1/deals?stage=",
+            "/api/v1/activities?user=",
+            "/api/v1/activities?kind=",
+            "/api/v1/tasks?owner=",
+            "/api/v1/tasks?status=",
+            "/api/v1/leads?status=",
+            "/api/v1/customers?order=",
+            "/api/v1/customers?cursor=",
+        ] {
+            let url = format!("{path}{}", urlencode(attack));
+            let r = send(get.clone(), &url, None).await;
+            assert!(matches!(r.status, 200 | 400 | 422), "{url}: {} {}", r.status, r.body);
+            assert!(!r.body.contains("别的组织的客户"), "{url} leaked another org: {}", r.body);
+        }
+    }
+    // Through chat: a deal title, a lead's company and contact, a reminder's title.
+    let bot = w.bot();
+    for (i, attack) in ATTACKS.iter().enumerate() {
+        let reply = bot.handle(&w.msg(&w.r1, &format!("d{i}"), &format!("新商机 API{i} {attack} 10万"))).await;
+        assert!(reply.expect("deal").text.contains("已建商机"), "deal {attack}");
+        let reply = bot.handle(&w.msg(&w.r1, &format!("l{i}"), &format!("线索 聊天线索{i}{attack} 王经理{i}"))).await;
+        assert!(reply.expect("lead").text.contains("线索"), "lead {attack}");
+        let reply = bot.handle(&w.msg(&w.r1, &format!("t{i}"), &format!("提醒 明天下午3点 {attack}"))).await;
+        assert!(reply.expect("task").text.contains("已设提醒"), "reminder {attack}");
+    }
+    assert_eq!(tables(&db).await, schema, "no table dropped or added");
+    let mut tx = w.tx().await;
+    let titles: Vec<String> =
+        chatcrm::run!(&mut tx, |c| sqlx::query_scalar("SELECT title FROM tasks ORDER BY id").fetch_all(c).await)
+            .expect("titles");
+    let still: Option<String> =
+        chatcrm::run!(&mut tx, |c| sqlx::query_scalar("SELECT name FROM customers WHERE id = $1")
+            .bind(other_org.id)
+            .fetch_optional(c)
+            .await)
+        .expect("other org");
+    tx.rollback().await.expect("rollback");
+    for attack in ATTACKS {
+        assert!(titles.iter().any(|t| t.contains(attack)), "a task titled {attack:?} in {titles:?}");
+    }
+    assert_eq!(still.as_deref(), Some("别的组织的客户"), "another org's row untouched");
+    s.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+both_backends!(every_api_text_field_and_filter_takes_injection_as_data);

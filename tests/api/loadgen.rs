@@ -6,7 +6,7 @@ use super::http::{ORG, Server, settings};
 use crate::both_backends;
 use chatcrm::clock::Clock;
 use chatcrm::config::{Settings, WecomApp, WecomSettings};
-use chatcrm::loadgen::{Plan, Platform, RunOptions, Traffic, run};
+use chatcrm::loadgen::{Mix, Plan, Platform, RunOptions, Traffic, run};
 use chatcrm::platform::dingtalk::DingtalkSettings;
 use chatcrm::platform::dingtalk::mock::MockDingtalk;
 use chatcrm::platform::feishu::{FeishuApp, FeishuSettings};
@@ -68,7 +68,9 @@ async fn mixed_traffic_is_acknowledged_understood_and_stored_once(db: Db) {
     let settings = three_platforms();
     // Real time: the generator stamps callbacks with now and the server checks freshness.
     let server = Server::start_with_clock(settings.clone(), db.clone(), Clock::system()).await;
-    let traffic = Traffic::prepare(&settings, &db, Plan { platforms: &[], extra_users: 3 }).await.expect("prepare");
+    let traffic = Traffic::prepare(&settings, &db, Plan { platforms: &[], extra_users: 3, mix: Mix::Full })
+        .await
+        .expect("prepare");
     // The demo's three reps (its manager owns no customers) plus three made for the load, on each
     // of three apps.
     assert_eq!(traffic.senders(), 3 * (3 + 3), "senders");
@@ -98,7 +100,8 @@ async fn mixed_traffic_is_acknowledged_understood_and_stored_once(db: Db) {
 
     // At a fixed rate the generator sends about that many, not as many as it can.
     let before = rows.len() as u64;
-    let opts = RunOptions { base_url: base_url.clone(), concurrency: 4, duration: Duration::from_secs(2), rate: Some(50) };
+    let opts =
+        RunOptions { base_url: base_url.clone(), concurrency: 4, duration: Duration::from_secs(2), rate: Some(50) };
     let paced = run(traffic.clone(), opts).await.expect("paced run");
     assert!(paced.error_kinds.keys().all(|k| k == "503"), "{}", paced.summary());
     assert!((90..=110).contains(&paced.total.sent), "50/s for 2 s: {}", paced.summary());
@@ -106,7 +109,8 @@ async fn mixed_traffic_is_acknowledged_understood_and_stored_once(db: Db) {
 
     // Written requests replay as they are: headers, path and body. A new Traffic is a new run
     // (fresh message ids); the users made before are reused, not made again.
-    let written = Traffic::prepare(&settings, &db, Plan { platforms: &[], extra_users: 3 }).await.expect("again");
+    let written =
+        Traffic::prepare(&settings, &db, Plan { platforms: &[], extra_users: 3, mix: Mix::Full }).await.expect("again");
     assert_eq!(written.senders(), traffic.senders());
     let mut file = Vec::new();
     written.write_jsonl(&mut file, 12).expect("write");
@@ -137,11 +141,14 @@ both_backends!(mixed_traffic_is_acknowledged_understood_and_stored_once);
 async fn a_platform_can_be_chosen(db: Db) {
     let settings = three_platforms();
     let traffic =
-        Traffic::prepare(&settings, &db, Plan { platforms: &[Platform::Dingtalk], extra_users: 0 }).await.expect("prep");
+        Traffic::prepare(&settings, &db, Plan { platforms: &[Platform::Dingtalk], extra_users: 0, mix: Mix::Full })
+            .await
+            .expect("prep");
     assert_eq!(traffic.senders(), 3);
     assert!((0..8).all(|n| traffic.nth(n).platform == Platform::Dingtalk));
     let none = Settings { dingtalk: DingtalkSettings::default(), ..three_platforms() };
-    let err = Traffic::prepare(&none, &db, Plan { platforms: &[Platform::Dingtalk], extra_users: 0 }).await;
+    let err =
+        Traffic::prepare(&none, &db, Plan { platforms: &[Platform::Dingtalk], extra_users: 0, mix: Mix::Full }).await;
     assert!(err.err().is_some_and(|e| e.to_string().contains("no chat app configured")));
 }
 
