@@ -302,8 +302,7 @@ pub(super) async fn run(
                     done(render::lead_routed(lang, &lead, &why))
                 }
                 crm::leads::Intake::Duplicate { lead, owner_name } => {
-                    let owner = owner_name.unwrap_or_else(|| "公海".into());
-                    Ok(Outcome::Rejected(render::lead_duplicate(lang, &lead, &owner)))
+                    Err(crm::leads::duplicate_refusal(ctx, &lead, owner_name))
                 }
                 crm::leads::Intake::Customer { customer } => Err(crm::customers::already_exists(ctx, &customer)),
             }

@@ -83,6 +83,9 @@ impl From<sqlx::Error> for BotError {
 /// one message and nothing waits.
 const MAX_BATCH: usize = 128;
 
+/// Runs of a message that lost a write conflict (PostgreSQL) before it is reported as failed.
+const CONFLICT_ATTEMPTS: u32 = 8;
+
 /// Concurrent writer tasks on PostgreSQL (each holds one pool connection while it writes).
 const POSTGRES_WRITERS: usize = 6;
 
@@ -511,7 +514,7 @@ impl Core {
             if !conflict {
                 return results;
             }
-            if attempt >= 5 {
+            if attempt >= CONFLICT_ATTEMPTS {
                 return results
                     .into_iter()
                     .map(|r| {
@@ -523,6 +526,9 @@ impl Core {
                     .collect();
             }
             tracing::warn!(attempt, "write conflict with another writer; running the batch again");
+            // Writers that conflicted once (two intakes of one org waiting on its lock) would
+            // meet again if they retried at once: a random pause, growing with the attempt.
+            crate::http::api_v1::backoff(attempt).await;
         }
     }
 

@@ -475,14 +475,6 @@ pub fn lead_routed(lang: Lang, l: &Lead, why: &str) -> String {
     )
 }
 
-pub fn lead_duplicate(lang: Lang, l: &Lead, owner: &str) -> String {
-    pick(
-        lang,
-        format!("线索已存在：#{} {}（负责人：{owner}），没有重复登记。", l.id, l.company),
-        format!("this lead already exists: #{} {} (owner: {owner}); not recorded twice", l.id, l.company),
-    )
-}
-
 pub fn lead_assigned(lang: Lang, l: &Lead, to: &str) -> String {
     pick(
         lang,

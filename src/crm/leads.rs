@@ -76,23 +76,27 @@ pub fn dedupe_key(phone_norm: Option<&str>, company_norm: &str) -> String {
 pub async fn create_lead(tx: &mut Tx, ctx: &Ctx, new: NewLead) -> Result<Lead> {
     match intake(tx, ctx, new).await? {
         Intake::Created { lead, .. } => Ok(lead),
-        Intake::Duplicate { lead, owner_name } => {
-            let visible = lead.status == LeadStatus::Pool || ctx.actor.can_access(lead.owner_id, lead.owner_team_id);
-            if !visible {
-                // Do not reveal whose it is: anyone could otherwise look up phone numbers.
-                return Err(CrmError::Conflict(text(
-                    "这条线索已经有人在跟进了，不能重复登记。需要接手请找经理。",
-                    "this lead is already being worked by someone; ask your manager if you should take it over",
-                )));
-            }
-            let owner = owner_name.unwrap_or_else(|| "公海".into());
-            Err(CrmError::Conflict(text(
-                format!("线索已存在：#{} {}（负责人：{owner}）", lead.id, lead.company),
-                format!("this lead already exists: #{} {} (owner: {owner})", lead.id, lead.company),
-            )))
-        }
+        Intake::Duplicate { lead, owner_name } => Err(duplicate_refusal(ctx, &lead, owner_name)),
         Intake::Customer { customer } => Err(super::customers::already_exists(ctx, &customer)),
     }
+}
+
+/// The refusal of a lead that duplicates `lead`: which lead and whose it is only when the user may
+/// see that lead (it is in the pool, or theirs, or their team's); otherwise a neutral answer, as
+/// anyone could look up other teams' phone numbers and companies by entering them as leads.
+pub fn duplicate_refusal(ctx: &Ctx, lead: &Lead, owner_name: Option<String>) -> CrmError {
+    let visible = lead.status == LeadStatus::Pool || ctx.actor.can_access(lead.owner_id, lead.owner_team_id);
+    if !visible {
+        return CrmError::Conflict(text(
+            "这条线索已经有人在跟进了，不能重复登记。需要接手请找经理。",
+            "this lead is already being worked by someone; ask your manager if you should take it over",
+        ));
+    }
+    let owner = owner_name.unwrap_or_else(|| "公海".into());
+    CrmError::Conflict(text(
+        format!("线索已存在：#{} {}（负责人：{owner}），没有重复登记。", lead.id, lead.company),
+        format!("this lead already exists: #{} {} (owner: {owner}); not recorded twice", lead.id, lead.company),
+    ))
 }
 
 /// Takes in a lead from any channel (chat, API, CSV): dedupes it against open leads (phone or

@@ -2,7 +2,8 @@
 //! and assigning leads, and the assignment rules; the OpenAPI document at `/api/v1/openapi.json`.
 //!
 //! Every endpoint but the document needs `Authorization: Bearer <token>`, a token of one org made
-//! with `chatcrm tokens create`. The caller acts as that org's system (admin) actor, through
+//! with `chatcrm tokens create`. The caller acts as that org's system (admin) actor, or, for a
+//! token made with `--user`, as that user with their role's rights, through
 //! [`Via::Api`](crate::crm::Via). A rejected request writes nothing. Records of other orgs do not
 //! exist for a token (404). Errors have the shape of [`ApiError`]: `{"code": "...", "message": "..."}`.
 //!

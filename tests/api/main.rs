@@ -6,6 +6,7 @@ mod helpers;
 mod api_records;
 mod api_v1;
 mod audit;
+mod authz;
 mod backup;
 mod bot;
 mod browser;

@@ -356,7 +356,9 @@ pub struct LeadList {
     pub offset: i64,
 }
 
-/// List the org's leads, oldest first, with optional filters.
+/// List the leads the caller may see, oldest first, with optional filters: an org token all of
+/// the org's, a rep's token the rep's own, a manager's token the team's, the manager's own and
+/// unowned ones (the public pool); never a lead `GET /api/v1/leads/{id}` would refuse.
 #[utoipa::path(
     get,
     path = "/api/v1/leads",
@@ -394,13 +396,23 @@ pub async fn list_leads(
         Some(who) => Some(user_ref(&mut tx, caller.org_id, &who).await?.id),
         None => None,
     };
-    // A rep's token lists the rep's own leads, as chat does.
-    let owner_id = match (caller.actor.role, caller.actor.user_id) {
-        (crm::Role::Rep, Some(me)) => Some(me),
-        _ => owner_id,
+    // A rep's token lists the rep's own leads, as chat does; a manager's token the leads
+    // `Actor::can_access` admits (the team's, the manager's own and unowned ones), never another
+    // team's.
+    let (owner_id, manager) = match (caller.actor.role, caller.actor.user_id) {
+        (crm::Role::Rep, Some(me)) => (Some(me), None),
+        (crm::Role::Manager, Some(me)) => (owner_id, Some(me)),
+        _ => (owner_id, None),
     };
-    let filter =
-        LeadFilter { org_id: caller.org_id, status, owner_id, source: blank(q.source), region: blank(q.region) };
+    let filter = LeadFilter {
+        org_id: caller.org_id,
+        status,
+        owner_id,
+        source: blank(q.source),
+        region: blank(q.region),
+        manager,
+        manager_team: caller.actor.team_id,
+    };
     let total = count_leads(&mut tx, &filter).await?;
     let rows = list_lead_rows(&mut tx, &filter, limit, offset).await?;
     tx.commit().await?;
@@ -520,6 +532,9 @@ struct LeadFilter {
     owner_id: Option<i64>,
     source: Option<String>,
     region: Option<String>,
+    /// A manager's token: only unowned leads, the manager's own and those of `manager_team`.
+    manager: Option<i64>,
+    manager_team: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -539,7 +554,8 @@ macro_rules! filtered {
                AND ($2 IS NULL OR l.status = $2)
                AND ($3 IS NULL OR l.owner_id = $3)
                AND ($4 IS NULL OR l.source = $4)
-               AND ($5 IS NULL OR substr(l.region, 1, length($5)) = $5) ",
+               AND ($5 IS NULL OR substr(l.region, 1, length($5)) = $5)
+               AND ($6 IS NULL OR l.owner_id IS NULL OR l.owner_id = $6 OR u.team_id = $7) ",
             $tail
         )
     };
@@ -552,6 +568,8 @@ async fn count_leads(tx: &mut Tx, f: &LeadFilter) -> sqlx::Result<i64> {
         .bind(f.owner_id)
         .bind(f.source.as_deref())
         .bind(f.region.as_deref())
+        .bind(f.manager)
+        .bind(f.manager_team)
         .fetch_one(c)
         .await)
 }
@@ -563,13 +581,15 @@ async fn list_lead_rows(tx: &mut Tx, f: &LeadFilter, limit: i64, offset: i64) ->
                 u.team_id AS owner_team_id, l.dedupe_key, l.customer_id, l.created_at, l.updated_at,
                 l.tags, l.assign_reason, l.assigned_at, l.sla_stage,
                 u.handle AS owner_handle, u.name AS owner_name",
-        "ORDER BY l.id LIMIT $6 OFFSET $7"
+        "ORDER BY l.id LIMIT $8 OFFSET $9"
     ))
     .bind(f.org_id)
     .bind(f.status)
     .bind(f.owner_id)
     .bind(f.source.as_deref())
     .bind(f.region.as_deref())
+    .bind(f.manager)
+    .bind(f.manager_team)
     .bind(limit)
     .bind(offset)
     .fetch_all(c)
