@@ -83,6 +83,15 @@ impl From<sqlx::Error> for BotError {
 /// one message and nothing waits.
 const MAX_BATCH: usize = 128;
 
+/// How a batch's transaction isolates it from other writers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// [`Db::begin`]: repeatable read on PostgreSQL; a conflict is detected and the batch rerun.
+    Snapshot,
+    /// See [`Core::begin`].
+    OrgSerialized,
+}
+
 /// Runs of a message that lost a write conflict (PostgreSQL) before it is reported as failed.
 const CONFLICT_ATTEMPTS: u32 = 8;
 
@@ -509,7 +518,9 @@ impl Core {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let results = self.handle_batch_once(batch).await;
+            // After two conflicts, queue behind the org's other intakes instead of racing them.
+            let how = if attempt > 2 { Isolation::OrgSerialized } else { Isolation::Snapshot };
+            let results = self.handle_batch_once(batch, how).await;
             let conflict = results.iter().any(|r| matches!(r, Err(BotError::Conflict(_))));
             if !conflict {
                 return results;
@@ -532,8 +543,8 @@ impl Core {
         }
     }
 
-    async fn handle_batch_once(&self, batch: &[Job]) -> Vec<Result<Reply, BotError>> {
-        let mut tx = match self.db.begin().await {
+    async fn handle_batch_once(&self, batch: &[Job], how: Isolation) -> Vec<Result<Reply, BotError>> {
+        let mut tx = match self.begin(batch, how).await {
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!(error = %e, "cannot begin a transaction");
@@ -572,6 +583,30 @@ impl Core {
                 batch.iter().map(|_| Err(e.clone())).collect()
             }
         }
+    }
+
+    /// The batch's transaction. [`Isolation::OrgSerialized`] (PostgreSQL) is the JSON API's way for
+    /// intakes: read committed, with the org's intake lock taken before anything is read, so the
+    /// batch waits for the org's other intakes and then sees what they committed. Under repeatable
+    /// read, a lead typed in chat while another intake of the org holds the lock always fails
+    /// (40001) once that one commits, however often it is retried.
+    async fn begin(&self, batch: &[Job], how: Isolation) -> Result<Tx, sqlx::Error> {
+        if how == Isolation::Snapshot || !matches!(self.db, Db::Postgres(_)) {
+            return self.db.begin().await;
+        }
+        let mut tx = self.db.begin_claim().await?;
+        let mut orgs = std::collections::BTreeSet::new();
+        for job in batch {
+            let m = &job.msg;
+            if let Ok(Some(user)) = crm::users::resolve_identity(&mut tx, &m.platform, &m.corp_id, &m.sender).await {
+                orgs.insert(user.org_id);
+            }
+        }
+        // In id order, so two serialized batches never wait on each other crosswise.
+        for org in orgs {
+            store::orgs::lock_for_intake(&mut tx, org).await?;
+        }
+        Ok(tx)
     }
 
     /// One message inside its savepoint; on any error the savepoint is rolled back, so a failed
