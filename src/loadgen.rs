@@ -275,7 +275,8 @@ impl Traffic {
         for n in 0..count {
             let r = self.nth(n);
             let headers: Vec<String> =
-                r.headers.iter().map(|(k, v)| format!("[{}] = {}", lua_string(k), lua_string(v))).collect();
+                // Spaces inside the key's brackets: `[[[` would open a long string.
+                r.headers.iter().map(|(k, v)| format!("[ {} ] = {}", lua_string(k), lua_string(v))).collect();
             writeln!(
                 out,
                 "requests[{}] = wrk.format({}, {}, {{{}}}, {})",

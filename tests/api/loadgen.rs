@@ -132,6 +132,8 @@ async fn mixed_traffic_is_acknowledged_understood_and_stored_once(db: Db) {
     let script = String::from_utf8(script).expect("utf-8");
     assert_eq!(script.matches("wrk.format(").count(), 3, "{script}");
     assert!(script.contains("request = function()"), "{script}");
+    // A table key is `[ expr ]`: `[[[` would be read as a long string opening.
+    assert!(!script.contains("[[[") && script.contains("{[ [[\ncontent-type]] ] = "), "{script}");
     server.stop().await;
 }
 
