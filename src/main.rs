@@ -163,12 +163,9 @@ enum Cmd {
     },
 }
 
+/// Where and how hard `loadgen` sends (shared by `chatcrm loadgen` and `chatcrm wecom loadgen`).
 #[derive(clap::Args)]
-struct LoadgenArgs {
-    /// Only these platforms (repeat or comma-separate: wecom, dingtalk, feishu). Default: every
-    /// configured app.
-    #[arg(long = "platform", value_delimiter = ',')]
-    platforms: Vec<chatcrm::loadgen::Platform>,
+struct LoadFlags {
     /// The server (default: http:// + the configured `listen`).
     #[arg(long)]
     url: Option<String>,
@@ -180,6 +177,22 @@ struct LoadgenArgs {
     /// each request was due.
     #[arg(long)]
     rate: Option<u64>,
+    /// Write the requests to this file instead of sending them.
+    #[arg(long)]
+    write: Option<PathBuf>,
+    /// With --write: how many requests.
+    #[arg(long, default_value_t = 10_000)]
+    count: u64,
+}
+
+#[derive(clap::Args)]
+struct LoadgenArgs {
+    /// Only these platforms (repeat or comma-separate: wecom, dingtalk, feishu). Default: every
+    /// configured app.
+    #[arg(long = "platform", value_delimiter = ',')]
+    platforms: Vec<chatcrm::loadgen::Platform>,
+    #[command(flatten)]
+    load: LoadFlags,
     /// Reps made (once) per org for the load, besides the demo's, each with two customers.
     #[arg(long, default_value_t = 30)]
     users: usize,
@@ -187,16 +200,10 @@ struct LoadgenArgs {
     /// calls, the day's plan, customer cards).
     #[arg(long, default_value = "full")]
     mix: chatcrm::loadgen::Mix,
-    /// Write the requests to this file instead of sending them.
-    #[arg(long)]
-    write: Option<PathBuf>,
     /// With --write: `jsonl` (one {platform, method, path, headers, body} per line) or `wrk` (a
     /// script for `wrk -s FILE http://HOST:PORT`).
     #[arg(long, default_value = "jsonl")]
     format: String,
-    /// With --write: how many requests.
-    #[arg(long, default_value_t = 10_000)]
-    count: u64,
     /// Print the figures as JSON after the summary.
     #[arg(long)]
     json: bool,
@@ -268,21 +275,8 @@ enum WecomCmd {
     Loadgen {
         #[arg(long)]
         app: String,
-        #[arg(long)]
-        url: Option<String>,
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Total messages per second (default: as fast as possible).
-        #[arg(long)]
-        rate: Option<u64>,
-        /// Write the requests (one JSON object per line: path, body) instead of sending them.
-        #[arg(long)]
-        write: Option<PathBuf>,
-        /// With --write: how many requests.
-        #[arg(long, default_value_t = 10_000)]
-        count: u64,
+        #[command(flatten)]
+        load: LoadFlags,
     },
 }
 
@@ -1531,23 +1525,17 @@ async fn wecom_cmd(settings: Settings, what: WecomCmd) -> Result<()> {
             }
             Ok(())
         }
-        WecomCmd::Loadgen { app, url, concurrency, seconds, rate, write, count } => {
+        WecomCmd::Loadgen { app, load } => {
             let mut settings = settings;
             wecom_app(&settings, &app)?;
             // The mixed generator, limited to this one app.
             settings.wecom.apps.retain(|a| a.name == app);
-            let platforms = vec![chatcrm::loadgen::Platform::Wecom];
             let args = LoadgenArgs {
-                platforms,
-                url,
-                concurrency,
-                seconds,
-                rate,
+                platforms: vec![chatcrm::loadgen::Platform::Wecom],
+                load,
                 users: 0,
                 mix: chatcrm::loadgen::Mix::Visits,
-                write,
                 format: "jsonl".into(),
-                count,
                 json: true,
             };
             loadgen(settings, args).await
@@ -1563,29 +1551,30 @@ async fn loadgen(settings: Settings, args: LoadgenArgs) -> Result<()> {
     let traffic = Traffic::prepare(&settings, &db, plan).await;
     db.close().await;
     let traffic = std::sync::Arc::new(traffic?);
-    if let Some(path) = args.write {
+    let load = args.load;
+    if let Some(path) = load.write {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?,
         );
         match args.format.as_str() {
-            "jsonl" => traffic.write_jsonl(&mut out, args.count)?,
-            "wrk" => traffic.write_wrk(&mut out, args.count)?,
+            "jsonl" => traffic.write_jsonl(&mut out, load.count)?,
+            "wrk" => traffic.write_wrk(&mut out, load.count)?,
             other => bail!("unknown --format `{other}`: use jsonl or wrk"),
         }
         let window = settings.wecom.timestamp_window_secs.min(settings.feishu.timestamp_window_secs);
         println!(
             "wrote {} requests from {} senders to {} (their timestamps are now: the server accepts them for about {window} s)",
-            args.count,
+            load.count,
             traffic.senders(),
             path.display()
         );
         return Ok(());
     }
     let opts = RunOptions {
-        base_url: args.url.unwrap_or_else(|| format!("http://{}", settings.listen)),
-        concurrency: args.concurrency,
-        duration: std::time::Duration::from_secs(args.seconds.max(1)),
-        rate: args.rate,
+        base_url: load.url.unwrap_or_else(|| format!("http://{}", settings.listen)),
+        concurrency: load.concurrency,
+        duration: std::time::Duration::from_secs(load.seconds.max(1)),
+        rate: load.rate,
     };
     let report = run(traffic, opts).await?;
     println!("{}", report.summary());
