@@ -132,9 +132,15 @@ async fn handle(
     let target =
         Target { platform: dingtalk::PLATFORM.into(), app: app.cfg.name.clone(), recipient: msg.sender.clone() };
     let delivery = Delivery::new(target.clone(), usize::MAX);
-    if session.is_none() {
+    // In a group the answer goes to the sender privately (the group only gets a note): it can
+    // hold what the sender may see and the group's other members may not. Without an agent id
+    // the app cannot message anyone privately, and the answer is kept in the inbox only.
+    let group = m.is_group();
+    let private = app.cfg.agent_id.is_some();
+    if session.is_none() || (group && private) {
         delivery.push_only();
     }
+    let lang = crate::command::detect_lang(&msg.text);
     let message_id = msg.message_id.clone();
     let bot = state.bot.clone();
     let d = delivery.clone();
@@ -149,8 +155,13 @@ async fn handle(
         && !reply.text.is_empty()
         && !reply.duplicate
     {
-        let at = m.is_group().then(|| m.sender().to_string());
-        if app.pusher.reply_in_session(&url, &reply.text, at.as_deref()).await.is_err() {
+        if group {
+            let note = crate::bot::render::group_note(lang, private);
+            // Only a pointer is lost if this fails: the answer itself is queued privately.
+            if let Err(e) = app.pusher.reply_in_session(&url, &note, Some(m.sender())).await {
+                tracing::warn!(error = %e, "the group note could not be posted");
+            }
+        } else if app.pusher.reply_in_session(&url, &reply.text, None).await.is_err() {
             queue_instead(&state, &target, &message_id, &reply.text).await;
         }
     }

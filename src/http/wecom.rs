@@ -147,8 +147,11 @@ async fn receive_robot(
         received_at: now,
     };
     let bot = state.bot.clone();
-    // The group gets the whole reply passively; only a late one is pushed (to the sender).
+    // The answer goes to the sender privately through the app (it can hold what the sender may
+    // see and the group's other members may not); the group gets a note.
     let delivery = Delivery::new(reply_target(&app, &m.from_user), usize::MAX);
+    delivery.push_only();
+    let lang = crate::command::detect_lang(&m.text);
     let d = delivery.clone();
     let work = async move { bot.handle_with_delivery(&msg, None, d).await };
     // Group-robot callbacks are in beta and their retries are not documented: keep late ones.
@@ -159,15 +162,16 @@ async fn receive_robot(
     if reply.text.is_empty() {
         return Ok(StatusCode::OK.into_response());
     }
+    let note = crate::bot::render::group_note(lang, true);
     let ts = now.timestamp().to_string();
     if json {
-        let plain = serde_json::json!({ "msgtype": "markdown", "markdown": { "content": reply.text } }).to_string();
+        let plain = serde_json::json!({ "msgtype": "markdown", "markdown": { "content": note } }).to_string();
         let encrypt = app.robot_crypto.encrypt(&plain);
         let signature = app.robot_crypto.signature(&ts, &q.nonce, &encrypt);
         let body = serde_json::json!({ "encrypt": encrypt, "msgsignature": signature, "timestamp": now.timestamp(), "nonce": q.nonce });
         Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
     } else {
-        let plain = xml::robot_text_reply(&reply.text);
+        let plain = xml::robot_text_reply(&note);
         Ok(xml_response(app.robot_crypto.reply_envelope(&plain, &ts, &q.nonce)))
     }
 }

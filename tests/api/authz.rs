@@ -1270,18 +1270,20 @@ async fn group_replies_show_only_what_the_asker_may_see(db: Db) {
     use chatcrm::platform::dingtalk::mock::{self as dmock, MockDingtalk};
     use chatcrm::platform::feishu::mock::MockFeishu;
     use chatcrm::platform::feishu::{FeishuApp, FeishuSettings};
+    use chatcrm::platform::wecom::mock::MockWecom;
     use secrecy::SecretString;
 
     let f = fixture(db.clone()).await;
     let w = &f.w;
     let askers = [&w.r1, &w.r2, &w.ma, &w.mb, &w.r3];
     // Chat identities: the handle itself on each platform.
-    const WECOM_CORP: &str = "ww-authz";
+    let wecom_creds = MockWecom::credentials();
+    let wecom_corp = wecom_creds.corp_id.as_str();
     const FEISHU_TENANT: &str = "tk-authz";
     let mut tx = w.tx().await;
     let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
     for u in askers {
-        for (platform, corp) in [("dingtalk", dmock::CORP_ID), ("wecom", WECOM_CORP), ("feishu", FEISHU_TENANT)] {
+        for (platform, corp) in [("dingtalk", dmock::CORP_ID), ("wecom", wecom_corp), ("feishu", FEISHU_TENANT)] {
             crm::users::link_identity(&mut tx, &sys, u.id, platform, corp, &format!("id-{}", u.handle))
                 .await
                 .expect("link");
@@ -1290,14 +1292,15 @@ async fn group_replies_show_only_what_the_asker_may_see(db: Db) {
     tx.commit().await.expect("commit");
 
     let dingtalk = MockDingtalk::start().await;
+    let wecom = MockWecom::start().await;
     let feishu = MockFeishu::start().await;
     let (token, key) = ("QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C");
     let wecom_app = WecomApp {
         name: "sales".into(),
         org: "Org One".into(),
-        corp_id: WECOM_CORP.into(),
-        agent_id: 1_000_002,
-        secret: SecretString::from("app-secret"),
+        corp_id: wecom_corp.into(),
+        agent_id: wecom_creds.agent_id,
+        secret: SecretString::from(wecom_creds.secret.clone()),
         token: SecretString::from(token),
         encoding_aes_key: SecretString::from(key),
         robot_name: Some("chatcrm".into()),
@@ -1319,34 +1322,56 @@ async fn group_replies_show_only_what_the_asker_may_see(db: Db) {
             apps: vec![MockDingtalk::app("sales", "Org One")],
             ..DingtalkSettings::default()
         },
-        wecom: WecomSettings { apps: vec![wecom_app], ..WecomSettings::default() },
+        wecom: WecomSettings { api_base: wecom.base_url(), apps: vec![wecom_app], ..WecomSettings::default() },
         feishu: FeishuSettings { api_base: feishu.base_url(), apps: vec![feishu_app], ..FeishuSettings::default() },
         console_org: "Org One".into(),
         ..settings()
     };
-    // Feishu replies go out through the outbox; poll it often.
+    // In a group the answer goes to the asker privately, through the outbox; poll it often.
     cfg.schedule.enabled = true;
     cfg.schedule.tick_ms = 20;
     let server = Server::start(cfg, db).await;
     let ding = chatcrm::platform::dingtalk::simulate::Simulator::new(&MockDingtalk::app("sales", "Org One"))
         .expect("dingtalk simulator");
-    let robot = chatcrm::platform::wecom::simulate::Simulator::new(token, key, "", 1_000_002).expect("robot simulator");
+    let robot = chatcrm::platform::wecom::simulate::Simulator::new(token, key, "", wecom_creds.agent_id)
+        .expect("robot simulator");
     let fei = chatcrm::platform::feishu::simulate::Simulator::new(
         "vt-authz",
         None,
         &MockFeishu::credentials().app_id,
         FEISHU_TENANT,
     );
+    // The private answers to `to` so far on one platform.
+    let private = |platform: &str, to: &str| -> Vec<String> {
+        match platform {
+            "DingTalk" => dingtalk
+                .received()
+                .into_iter()
+                .filter(|r| r.api == dmock::Api::Work && r.to == to)
+                .filter_map(|r| r.content().map(String::from))
+                .collect(),
+            "WeCom" => wecom
+                .received()
+                .into_iter()
+                .filter(|r| r.touser.as_deref() == Some(to))
+                .filter_map(|r| r.content().map(String::from))
+                .collect(),
+            _ => feishu.received().into_iter().filter(|r| r.to == format!("open_id:{to}")).map(|r| r.words()).collect(),
+        }
+    };
     let mut n = 0;
-    // (platform, question, shows, asker, reply); Feishu's are collected once all are sent.
-    let mut replies: Vec<(&str, &str, &[&str], &User, String)> = Vec::new();
-    let mut feishu_asked = Vec::new();
+    // What the group saw: (platform, question, asker, text); it must name nobody's records.
+    let mut in_group: Vec<(&str, &str, &User, String)> = Vec::new();
+    // (platform, question, shows, asker, the private answer): only what the asker may see.
+    let mut answered: Vec<(&str, &str, &[&str], &User, String)> = Vec::new();
     for (text, shows) in group_questions() {
         for u in askers {
             n += 1;
             let sender = format!("id-{}", u.handle);
+            let before: Vec<usize> = ["DingTalk", "WeCom", "Feishu"].map(|p| private(p, &sender).len()).into();
 
-            // DingTalk: an @-mention in a group, answered at the group's session webhook.
+            // DingTalk: an @-mention in a group; the group's session webhook gets a note, the
+            // asker a work notification.
             let session = format!("g-{n}");
             let cb = ding.text(
                 &sender,
@@ -1370,10 +1395,11 @@ async fn group_replies_show_only_what_the_asker_may_see(db: Db) {
                 .filter(|r| r.api == dmock::Api::Session && r.to == session)
                 .filter_map(|r| r.content().map(String::from))
                 .collect();
-            assert!(!got.is_empty(), "DingTalk group: no reply to `{text}` from {}", u.handle);
-            replies.push(("DingTalk group", text, shows, u, got.join("\n")));
+            assert!(!got.is_empty(), "DingTalk group: no note for `{text}` from {}", u.handle);
+            in_group.push(("DingTalk group", text, u, got.join("\n")));
 
-            // WeCom: the group robot's callback, answered passively into the group.
+            // WeCom: the group robot's callback; the group gets a note passively, the asker the
+            // answer through the app.
             let plain = format!(
                 "<xml><WebhookUrl><![CDATA[https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k]]></WebhookUrl>\
                  <ChatId><![CDATA[wrk-group]]></ChatId><ChatType>group</ChatType><From><UserId><![CDATA[{sender}]]>\
@@ -1386,9 +1412,9 @@ async fn group_replies_show_only_what_the_asker_may_see(db: Db) {
             assert_eq!(r.status, 200, "WeCom robot: {}", r.body);
             let reply =
                 robot.open_reply(&r.body).unwrap_or_else(|e| panic!("robot reply does not open ({e}): {}", r.body));
-            replies.push(("WeCom group robot", text, shows, u, reply));
+            in_group.push(("WeCom group robot", text, u, reply));
 
-            // Feishu: a group message, answered by a reply to it (in the group) through the outbox.
+            // Feishu: a group message, answered to the asker privately; nothing in the group.
             let message_id = format!("om_g{n}");
             let cb = fei.group_text(&sender, text, &message_id, t0().timestamp());
             let mut req = server.client.post(server.url("/callback/feishu/sales")).body(cb.body.clone());
@@ -1396,26 +1422,45 @@ async fn group_replies_show_only_what_the_asker_may_see(db: Db) {
                 req = req.header(k, v);
             }
             assert_eq!(server.send(req).await.status, 200);
-            feishu_asked.push((format!("reply:{message_id}"), text, shows, u));
+            assert!(
+                feishu.received().iter().all(|r| r.to != format!("reply:{message_id}")),
+                "Feishu: nothing is posted in the group"
+            );
+            // The private answer on each platform (waited for, so each is matched to its
+            // question; a long one arrives in parts, queued together).
+            for (i, platform) in ["DingTalk", "WeCom", "Feishu"].into_iter().enumerate() {
+                let mut got = private(platform, &sender);
+                for _ in 0..400 {
+                    if got.len() > before[i] {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    got = private(platform, &sender);
+                }
+                assert!(got.len() > before[i], "{platform}: no private answer to `{text}` from {}", u.handle);
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+                    let again = private(platform, &sender);
+                    if again.len() == got.len() {
+                        break;
+                    }
+                    got = again;
+                }
+                answered.push((platform, text, shows, u, got[before[i]..].join("\n")));
+            }
         }
     }
-    for _ in 0..400 {
-        let got = feishu.received();
-        if feishu_asked.iter().all(|(to, ..)| got.iter().any(|r| &r.to == to)) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    assert_eq!(in_group.len(), 2 * group_questions().len() * askers.len());
+    for (platform, text, u, seen) in in_group {
+        // Nobody in particular reads a group: it may show no one's records, not even the asker's.
+        assert_no_leak(&f.secrets, "the group", text, &seen, &format!("{platform}: `{text}` from {}", u.handle));
+        assert!(seen.contains("回复已私信发给你"), "{platform}: the note points to the private answer: {seen}");
     }
-    let got = feishu.received();
-    for (to, text, shows, u) in feishu_asked {
-        let reply: Vec<String> = got.iter().filter(|r| r.to == to).map(|r| r.words()).collect();
-        assert!(!reply.is_empty(), "Feishu group: no reply to `{text}` from {}", u.handle);
-        replies.push(("Feishu group", text, shows, u, reply.join("\n")));
-    }
-    assert_eq!(replies.len(), 3 * group_questions().len() * askers.len());
-    for (platform, text, shows, u, reply) in replies {
-        let what = format!("{platform}: `{text}` from {}", u.handle);
-        assert_no_leak(&f.secrets, &u.handle, text, &reply, &what);
+    assert_eq!(answered.len(), 3 * group_questions().len() * askers.len());
+    for (platform, text, shows, u, reply) in answered {
+        let reply = &reply;
+        let what = format!("{platform} group, answered privately: `{text}` from {}", u.handle);
+        assert_no_leak(&f.secrets, &u.handle, text, reply, &what);
         if u.id == w.r1.id {
             for s in shows {
                 assert!(reply.contains(s), "{what}: r1 should be shown `{s}`:\n{reply}");
@@ -1424,6 +1469,7 @@ async fn group_replies_show_only_what_the_asker_may_see(db: Db) {
     }
     server.stop().await;
     dingtalk.stop().await;
+    wecom.stop().await;
 }
 
 /// The scheduled daily digest of every user: r1's own, the managers' of their team, the admins'

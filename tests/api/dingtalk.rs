@@ -105,6 +105,15 @@ impl Dingtalk {
         got[0].content().unwrap_or_default().to_string()
     }
 
+    /// Replies queued in the outbox for `staff_id` as work notifications (their JSON bodies).
+    async fn private_replies(&self, staff_id: &str) -> Vec<String> {
+        let sql = "SELECT body FROM outbox WHERE platform = 'dingtalk' AND recipient = $1 ORDER BY id";
+        match &self.w.db {
+            Db::Sqlite(p) => sqlx::query_scalar(sql).bind(staff_id).fetch_all(p).await.expect("outbox"),
+            Db::Postgres(p) => sqlx::query_scalar(sql).bind(staff_id).fetch_all(p).await.expect("outbox"),
+        }
+    }
+
     async fn counts(&self) -> (i64, i64, i64, i64, i64) {
         (
             self.w.count("customers").await,
@@ -136,12 +145,16 @@ async fn two_reps_and_a_manager(db: Db) {
     ];
     for (i, (user, text, expect)) in script.iter().enumerate() {
         let id = format!("msg{}", 7_000_000 + i);
-        // The manager asks in a group (@-mentioning the robot); the reply @-mentions him.
+        // The manager asks in a group (@-mentioning the robot): the group gets a note that
+        // @-mentions him and holds nothing of the answer; the answer is queued to him privately
+        // (a work notification).
         if *user == "wangwu" {
             let got = t.say_in(user, text, &id, Some("销售一组")).await;
             assert_eq!(got.len(), 1, "{got:?}");
-            assert!(got[0].content().is_some_and(|c| c.contains(expect)), "{user}: {text} → {got:?}");
+            assert!(got[0].content().is_some_and(|c| c == "回复已私信发给你。"), "{user}: {text} → {got:?}");
             assert_eq!(got[0].msg["at"]["atUserIds"][0], "wangwu");
+            let private = t.private_replies("wangwu").await;
+            assert!(private.len() == 1 && private[0].contains(expect), "{user}: {text} → {private:?}");
         } else {
             let reply = t.say(user, text, &id).await;
             assert!(reply.contains(expect), "{user}: {text} → {reply}");
@@ -158,6 +171,25 @@ async fn two_reps_and_a_manager(db: Db) {
     }
     assert_eq!(t.counts().await, counts);
     assert_eq!(t.mock.received().len(), script.len());
+    assert_eq!(t.private_replies("wangwu").await.len(), 1, "the duplicate queued nothing");
+    t.stop().await;
+}
+
+/// An app without an agent id cannot message anyone privately: a group question is handled, the
+/// group is told answers are not shown there, and nothing is queued or posted with the answer.
+async fn a_group_answer_is_never_posted_in_the_group(db: Db) {
+    let w = world(db.clone()).await;
+    let mock = MockDingtalk::start().await;
+    let mut s = dingtalk_settings(&mock, false);
+    s.dingtalk.apps[0].agent_id = None;
+    let server = Server::start(s, db).await;
+    let t = Dingtalk { server, mock, sim: Simulator::new(&app()).expect("simulator"), w };
+    let got = t.say_in("wangwu", "新客户 海尔智家", "ng-1", Some("销售一组")).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let note = got[0].content().unwrap_or_default();
+    assert!(note.contains("群里不显示回复内容") && !note.contains("海尔"), "{note}");
+    assert_eq!(t.w.count("customers").await, 1, "the message itself is handled");
+    assert!(t.private_replies("wangwu").await.is_empty(), "nothing can be sent privately");
     t.stop().await;
 }
 
@@ -262,6 +294,7 @@ async fn self_registration_when_allowed(db: Db) {
 
 both_backends!(
     two_reps_and_a_manager,
+    a_group_answer_is_never_posted_in_the_group,
     rejections_store_nothing,
     unknown_users_are_told_how_to_be_linked,
     self_registration_when_allowed,

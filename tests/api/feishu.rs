@@ -246,10 +246,12 @@ async fn handshake_messages_cards_and_unknown_users(db: Db) {
     let r =
         t.post_to("/callback/feishu/plain", &Simulator::new("x", None, "c", TENANT).url_verification("c3", ts)).await;
     r.assert_error(401, "unauthorized");
-    // A group message with an @-mention placeholder.
+    // A group message with an @-mention placeholder: answered to the sender privately (the
+    // answer can hold what the group's other members may not see), nothing in the group.
     t.post(&t.sim.group_text("ou_zhangsan", "新客户 青岛啤酒", "om_g1", ts)).await;
-    let got = t.replies_to("reply:om_g1").await;
+    let got = t.replies_to("open_id:ou_zhangsan").await;
     assert!(got[0].words().contains("已创建客户"), "{got:?}");
+    assert!(t.mock.received().iter().all(|r| r.to != "reply:om_g1"), "nothing is posted in the group");
     // Voice: how to dictate instead.
     let voice =
         t.sim.message("ou_zhangsan", "audio", serde_json::json!({"file_key":"f1","duration":3000}), "om_v1", ts);

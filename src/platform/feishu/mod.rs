@@ -474,8 +474,14 @@ pub fn action(app: &App, event_id: &str, event_type: &str, event: &Value, now: D
             if sender.is_empty() || message_id.is_empty() {
                 return Action::Ignore;
             }
-            // A retry of the event carries the same message id: the inbox dedupes on it.
-            let reply_to = format!("reply:{message_id}");
+            // A retry of the event carries the same message id: the inbox dedupes on it. In a
+            // group the answer goes to the sender privately: it can hold what the sender may see
+            // and the group's other members may not.
+            let reply_to = if str_at(event, "/message/chat_type") == "p2p" {
+                format!("reply:{message_id}")
+            } else {
+                format!("open_id:{sender}")
+            };
             let content: Value = serde_json::from_str(str_at(event, "/message/content")).unwrap_or(Value::Null);
             let msg = |text: String| incoming(sender, message_id.to_string(), text);
             match str_at(event, "/message/message_type") {
