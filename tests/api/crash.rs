@@ -374,10 +374,15 @@ async fn callbacks_survive_kill_9(t: &TestDb, kills: usize) {
     );
 }
 
+/// Kills per run: `default` in CI; `SOAK_KILLS=200` for a soak run (see docs/RELIABILITY.md).
+fn kills(default: usize) -> usize {
+    std::env::var("SOAK_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_under_repeated_kill_9_are_kept_exactly_once_sqlite() {
     let t = TestDb::sqlite().await;
-    callbacks_survive_kill_9(&t, 8).await;
+    callbacks_survive_kill_9(&t, kills(8)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,7 +391,7 @@ async fn callbacks_under_repeated_kill_9_are_kept_exactly_once_postgres() {
         eprintln!("skipped: CHATCRM_TEST_PG is not set");
         return;
     };
-    callbacks_survive_kill_9(&t, 5).await;
+    callbacks_survive_kill_9(&t, kills(5)).await;
     t.drop_database().await;
 }
 
