@@ -98,7 +98,8 @@ pub struct Traffic {
     personas: Vec<Persona>,
     /// Makes message ids and lead names of this run distinct from earlier runs'.
     run: String,
-    /// The time callbacks are stamped with (servers check freshness).
+    /// The time written requests are stamped with (servers check freshness); live runs stamp
+    /// each request as it is sent.
     now: DateTime<Utc>,
     /// The next message number: runs on the same traffic continue, never repeat.
     next: AtomicU64,
@@ -200,8 +201,13 @@ impl Traffic {
         self.personas.len()
     }
 
-    /// The n-th request of the run: senders take turns; each sends a realistic mix.
+    /// The n-th request of the run, stamped with the time the traffic was prepared.
     pub fn nth(&self, n: u64) -> Request {
+        self.nth_at(n, self.now)
+    }
+
+    /// The n-th request of the run, stamped `now`: senders take turns; each sends a realistic mix.
+    pub fn nth_at(&self, n: u64, now: DateTime<Utc>) -> Request {
         let p = &self.personas[(n % self.personas.len() as u64) as usize];
         // Every sender's own sequence, so each one goes through the whole mix.
         let k = n / self.personas.len() as u64;
@@ -230,7 +236,7 @@ impl Traffic {
         let json = ("content-type".to_string(), "application/json".to_string());
         match channel {
             Channel::Wecom { path, sim } => {
-                let cb = sim.text(&p.user, &text, &id, self.now.timestamp());
+                let cb = sim.text(&p.user, &text, &id, now.timestamp());
                 Request {
                     platform: Platform::Wecom,
                     method: "POST",
@@ -240,7 +246,7 @@ impl Traffic {
                 }
             }
             Channel::Dingtalk { path, sim } => {
-                let cb = sim.text(&p.user, &text, &id, None, self.now.timestamp_millis(), None);
+                let cb = sim.text(&p.user, &text, &id, None, now.timestamp_millis(), None);
                 Request {
                     platform: Platform::Dingtalk,
                     method: "POST",
@@ -250,7 +256,7 @@ impl Traffic {
                 }
             }
             Channel::Feishu { path, sim } => {
-                let cb = sim.text(&p.user, &text, &format!("om_{id}"), self.now.timestamp());
+                let cb = sim.text(&p.user, &text, &format!("om_{id}"), now.timestamp());
                 let mut headers = vec![json];
                 headers.extend(cb.headers);
                 Request { platform: Platform::Feishu, method: "POST", path: path.clone(), headers, body: cb.body }
@@ -296,7 +302,9 @@ impl Traffic {
 /// A Lua string literal of any text: a long bracket whose level does not occur in it.
 fn lua_string(s: &str) -> String {
     let mut level = 0;
-    while s.contains(&format!("]{}]", "=".repeat(level))) {
+    // The closing bracket must first occur where it is put: `s` ending in `]` would otherwise
+    // close early together with the first `]` of `]]`.
+    while format!("{s}]{}]", "=".repeat(level)).find(&format!("]{}]", "=".repeat(level))) != Some(s.len()) {
         level += 1;
     }
     let eq = "=".repeat(level);
@@ -471,7 +479,8 @@ pub async fn run(traffic: Arc<Traffic>, opts: RunOptions) -> Result<Report, Load
                 if began >= deadline {
                     break;
                 }
-                let r = traffic.nth(traffic.next.fetch_add(1, Ordering::Relaxed));
+                // Stamped now: a run may last longer than the platforms' freshness windows.
+                let r = traffic.nth_at(traffic.next.fetch_add(1, Ordering::Relaxed), Utc::now());
                 let mut req = client.post(format!("{base}{}", r.path)).body(r.body);
                 for (k, v) in &r.headers {
                     req = req.header(k, v);
@@ -581,6 +590,9 @@ mod tests {
         assert_eq!(lua_string("x]]y"), "[=[\nx]]y]=]");
         assert_eq!(lua_string("]]]=]"), "[==[\n]]]=]]==]");
         assert_eq!(lua_string("\nb"), "[[\n\nb]]");
+        assert_eq!(lua_string("a]"), "[=[\na]]=]");
+        assert_eq!(lua_string("a]="), "[[\na]=]]");
+        assert_eq!(lua_string("]]a]"), "[=[\n]]a]]=]");
     }
 
     #[test]

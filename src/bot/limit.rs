@@ -56,7 +56,7 @@ struct State {
 }
 
 impl Limiter {
-    /// `None` when the limit is off (`per_minute` 0).
+    /// `None` when the limit is off (`per_minute` or `burst` 0).
     pub fn new(limit: SenderLimit) -> Option<Self> {
         (limit.per_minute > 0 && limit.burst > 0)
             .then(|| Self { limit, state: Mutex::new(State { buckets: HashMap::new(), prune_at: PRUNE_AT }) })
@@ -94,6 +94,20 @@ impl Limiter {
         } else {
             b.warned = true;
             Verdict::Warn
+        }
+    }
+
+    /// Gives back the token a message took when it was not stored after all (storage failed,
+    /// or the caller asked the platform to retry): the redelivery is charged instead. A notice
+    /// that was not recorded is owed again.
+    pub fn refund(&self, platform: &str, tenant: &str, sender: &str) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = state.buckets.get_mut(&format!("{platform}\u{0}{tenant}\u{0}{sender}")) {
+            if b.warned {
+                b.warned = false;
+            } else {
+                b.tokens = (b.tokens + 1.0).min(f64::from(self.limit.burst));
+            }
         }
     }
 
@@ -171,6 +185,24 @@ mod tests {
         assert_eq!(l.check("feishu", "c1", "u", t(0)), Verdict::Allow);
         // No separator trick joins two ids into another sender's key.
         assert_eq!(l.check("wecom", "c1u", "", t(0)), Verdict::Allow);
+    }
+
+    #[test]
+    fn a_message_not_stored_is_not_charged() {
+        let l = limiter(60, 2);
+        assert_eq!(l.check("p", "c", "u", t(0)), Verdict::Allow);
+        assert_eq!(l.check("p", "c", "u", t(0)), Verdict::Allow);
+        // The second was refused by storage (503): the platform's redelivery is served.
+        l.refund("p", "c", "u");
+        assert_eq!(l.check("p", "c", "u", t(0)), Verdict::Allow);
+        assert_eq!(l.check("p", "c", "u", t(0)), Verdict::Warn);
+        // The notice was not recorded: the next message over the limit gets it again.
+        l.refund("p", "c", "u");
+        assert_eq!(l.check("p", "c", "u", t(0)), Verdict::Warn);
+        assert_eq!(l.check("p", "c", "u", t(0)), Verdict::Drop);
+        // Never above the burst, and unknown senders are ignored.
+        l.refund("p", "c", "nobody");
+        assert_eq!(l.tracked(), 1);
     }
 
     #[test]

@@ -88,7 +88,7 @@ const MAX_BATCH: usize = 128;
 enum Isolation {
     /// [`Db::begin`]: repeatable read on PostgreSQL; a conflict is detected and the batch rerun.
     Snapshot,
-    /// See [`Core::begin`].
+    /// Lead intakes that conflicted twice: behind the org's intake lock (see [`Core::begin`]).
     OrgSerialized,
 }
 
@@ -154,6 +154,8 @@ pub struct Delivery {
     passive_max_bytes: usize,
     /// The platform takes no passive reply: all of it is pushed.
     push_only: std::sync::atomic::AtomicBool,
+    /// Nothing may be pushed (see [`Delivery::never_push`]).
+    never_push: std::sync::atomic::AtomicBool,
     state: AtomicU8,
 }
 
@@ -186,6 +188,7 @@ impl Delivery {
             target,
             passive_max_bytes,
             push_only: std::sync::atomic::AtomicBool::new(false),
+            never_push: std::sync::atomic::AtomicBool::new(false),
             state: AtomicU8::new(WAITING),
         })
     }
@@ -194,6 +197,14 @@ impl Delivery {
     /// pushed through the outbox.
     pub fn push_only(&self) {
         self.push_only.store(true, Ordering::Release);
+    }
+
+    /// The reply may only go back passively (or nowhere): the target cannot be reached. A late
+    /// reply, or what a passive answer cannot carry, stays in the inbox instead of becoming an
+    /// outbox message that can only fail (a DingTalk group message on an app with no agent id,
+    /// whose answer must not be posted in the group).
+    pub fn never_push(&self) {
+        self.never_push.store(true, Ordering::Release);
     }
 
     /// The platform's deadline passed: see [`Late`]. `platform_retries`: the platform delivers a
@@ -408,11 +419,11 @@ impl Bot {
             user = tracing::field::Empty,
             message_id = %msg.message_id,
         );
-        let special = match self
+        let verdict = self
             .limiter
             .as_deref()
-            .map(|l| (l, l.check(&msg.platform, &msg.corp_id, &msg.sender, self.core.clock.now())))
-        {
+            .map(|l| (l, l.check(&msg.platform, &msg.corp_id, &msg.sender, self.core.clock.now())));
+        let special = match verdict {
             None | Some((_, limit::Verdict::Allow)) => special,
             Some((l, limit::Verdict::Warn)) => {
                 span.in_scope(
@@ -429,26 +440,31 @@ impl Bot {
             }
         };
         let (done, wait) = oneshot::channel();
-        self.queue
-            .send(Job { msg: msg.clone(), special, delivery, span, done })
-            .await
-            .map_err(|_| BotError::Stopped)?;
-        wait.await.map_err(|_| BotError::Stopped)?
+        let result = match self.queue.send(Job { msg: msg.clone(), special, delivery, span, done }).await {
+            Ok(()) => wait.await.unwrap_or(Err(BotError::Stopped)),
+            Err(_) => Err(BotError::Stopped),
+        };
+        if result.is_err()
+            && let Some((l, _)) = verdict
+        {
+            // Nothing was stored and the platform is told to send it again: that delivery
+            // must not count against the sender (nor a notice that was never recorded).
+            l.refund(&msg.platform, &msg.corp_id, &msg.sender);
+        }
+        result
     }
-}
 
-impl Bot {
     /// For a message not handled now: the stored reply when it is a redelivery of one handled
     /// before (the platform missed our answer), else nothing. One indexed read, no write.
     async fn stored_answer(&self, msg: &IncomingMessage) -> Reply {
         let stored = async {
             let mut tx = self.core.db.begin_read().await?;
-            let row = store::inbox::by_message_id(&mut tx, &msg.platform, &msg.message_id).await?;
+            let reply = self.core.stored_reply(&mut tx, msg).await;
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(row)
+            reply
         };
         match stored.await {
-            Ok(Some(row)) => Reply { text: row.reply, duplicate: true },
+            Ok(Some(text)) => Reply { text, duplicate: true },
             Ok(None) => Reply { text: String::new(), duplicate: false },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the inbox for a rate-limited message");
@@ -513,12 +529,14 @@ async fn writer(core: Arc<Core>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>
 
 impl Core {
     /// Handles a batch; when a message lost a write conflict with another writer (PostgreSQL,
-    /// repeatable read), the whole batch is rolled back and run again on a fresh snapshot.
+    /// repeatable read), the whole batch is rolled back and, after a random pause, run again in a
+    /// new transaction (see [`Isolation`]).
     async fn handle_batch(&self, batch: &[Job]) -> Vec<Result<Reply, BotError>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // After two conflicts, queue behind the org's other intakes instead of racing them.
+            // After two conflicts a lead intake queues behind the org's other intakes instead of
+            // racing them (see `Core::begin`).
             let how = if attempt > 2 { Isolation::OrgSerialized } else { Isolation::Snapshot };
             let results = self.handle_batch_once(batch, how).await;
             let conflict = results.iter().any(|r| matches!(r, Err(BotError::Conflict(_))));
@@ -539,7 +557,7 @@ impl Core {
             tracing::warn!(attempt, "write conflict with another writer; running the batch again");
             // Writers that conflicted once (two intakes of one org waiting on its lock) would
             // meet again if they retried at once: a random pause, growing with the attempt.
-            crate::http::api_v1::backoff(attempt).await;
+            store::backoff(attempt).await;
         }
     }
 
@@ -585,28 +603,32 @@ impl Core {
         }
     }
 
-    /// The batch's transaction. [`Isolation::OrgSerialized`] (PostgreSQL) is the JSON API's way for
-    /// intakes: read committed, with the org's intake lock taken before anything is read, so the
-    /// batch waits for the org's other intakes and then sees what they committed. Under repeatable
-    /// read, a lead typed in chat while another intake of the org holds the lock always fails
-    /// (40001) once that one commits, however often it is retried.
+    /// The batch's transaction. With [`Isolation::OrgSerialized`] on PostgreSQL, a batch of lead
+    /// intakes runs as the JSON API's intakes do ([`store::begin_org_serialized`]): read
+    /// committed, behind the org's intake lock taken before anything is read, so it waits for the
+    /// org's other intakes and then sees what they committed. Under repeatable read an intake that
+    /// waited on that lock always fails (40001) once the holder commits, however often it is run
+    /// again. Any other message stays at repeatable read, which is what detects its lost updates.
     async fn begin(&self, batch: &[Job], how: Isolation) -> Result<Tx, sqlx::Error> {
-        if how == Isolation::Snapshot || !matches!(self.db, Db::Postgres(_)) {
+        let intake = |m: &IncomingMessage| {
+            // The command's kind does not depend on the time zone.
+            let now = self.clock.now().with_timezone(&chrono_tz::UTC);
+            matches!(command::parse(&m.text, now), Ok(Parsed { command: Command::CreateLead { .. }, .. }))
+        };
+        if how == Isolation::Snapshot || !matches!(self.db, Db::Postgres(_)) || !batch.iter().all(|j| intake(&j.msg)) {
             return self.db.begin().await;
         }
-        let mut tx = self.db.begin_claim().await?;
         let mut orgs = std::collections::BTreeSet::new();
         for job in batch {
             let m = &job.msg;
-            if let Ok(Some(user)) = crm::users::resolve_identity(&mut tx, &m.platform, &m.corp_id, &m.sender).await {
+            let mut tx = self.db.begin_read().await?;
+            let user = crm::users::resolve_identity(&mut tx, &m.platform, &m.corp_id, &m.sender).await;
+            tx.commit().await?;
+            if let Some(user) = user.map_err(into_storage)? {
                 orgs.insert(user.org_id);
             }
         }
-        // In id order, so two serialized batches never wait on each other crosswise.
-        for org in orgs {
-            store::orgs::lock_for_intake(&mut tx, org).await?;
-        }
-        Ok(tx)
+        store::begin_org_serialized(&self.db, orgs).await
     }
 
     /// One message inside its savepoint; on any error the savepoint is rolled back, so a failed
@@ -661,7 +683,7 @@ impl Core {
                         self.push_reply(tx, msg, delivery, &text, now).await?;
                         Ok(Reply { text, duplicate: false })
                     }
-                    None => Ok(Reply { text: self.stored_reply(tx, msg).await?, duplicate: true }),
+                    None => Ok(Reply { text: self.stored_reply(tx, msg).await?.unwrap_or_default(), duplicate: true }),
                 }
             }
         }
@@ -677,7 +699,7 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<(), BotError> {
         let Some(d) = delivery else { return Ok(()) };
-        if text.is_empty() {
+        if text.is_empty() || d.never_push.load(Ordering::Acquire) {
             return Ok(());
         }
         let (passive, parts) = d.split(text);
@@ -698,9 +720,10 @@ impl Core {
         Ok(())
     }
 
-    async fn stored_reply(&self, tx: &mut Tx, msg: &IncomingMessage) -> Result<String, BotError> {
+    /// The reply stored for this message, when it was handled before.
+    async fn stored_reply(&self, tx: &mut Tx, msg: &IncomingMessage) -> Result<Option<String>, BotError> {
         let row = store::inbox::by_message_id(tx, &msg.platform, &msg.message_id).await?;
-        Ok(row.map(|r| r.reply).unwrap_or_default())
+        Ok(row.map(|r| r.reply))
     }
 
     async fn step(
@@ -718,7 +741,7 @@ impl Core {
             span.record("user", u.id);
         }
         let Some(inbox_id) = store::inbox::insert(tx, &inbox_row(msg, user.as_ref(), now)).await? else {
-            return Ok(Step::Duplicate(self.stored_reply(tx, msg).await?));
+            return Ok(Step::Duplicate(self.stored_reply(tx, msg).await?.unwrap_or_default()));
         };
         let Some(user) = user else {
             tracing::info!("message from an unlinked chat identity");

@@ -466,22 +466,23 @@ pub fn lead_created(lang: Lang, l: &Lead) -> String {
     )
 }
 
-/// A lead a manager entered, routed by the rules: who got it and why.
 /// What a group sees when someone there talks to the bot. Replies can hold what the asker may see
 /// and the group may not (a manager's team, a rep's customers), so the reply itself goes to the
 /// asker privately (`private`), or, where the app cannot message users privately, stays unsent.
 pub fn group_note(lang: Lang, private: bool) -> String {
-    match private {
-        true => pick(lang, "回复已私信发给你。".to_string(), "I've sent you the answer privately.".to_string()),
-        false => pick(
+    if private {
+        pick(lang, "回复已私信发给你。".to_string(), "I've sent you the answer privately.".to_string())
+    } else {
+        pick(
             lang,
             "已收到。群里不显示回复内容（可能含客户信息），要查看请私聊我。".to_string(),
             "Got it. Answers are not shown in groups (they may hold customer data): message me directly to see them."
                 .to_string(),
-        ),
+        )
     }
 }
 
+/// A lead a manager entered, routed by the rules: who got it and why.
 pub fn lead_routed(lang: Lang, l: &Lead, why: &str) -> String {
     pick(
         lang,

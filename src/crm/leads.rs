@@ -134,7 +134,8 @@ pub async fn intake(tx: &mut Tx, ctx: &Ctx, new: NewLead) -> Result<Intake> {
             Some(o) => Some(super::users::user_by_id(tx, ctx.org_id(), o).await?.name),
             None => None,
         };
-        // Linked, not lost: the submission is kept on the existing lead's history.
+        // Linked, not lost: the submission is kept on the existing lead's history (from the API
+        // and CSV; a refused chat lead rolls it back with the rest of the message).
         let submitted = serde_json::json!({
             "company": company, "contact_name": contact_name, "phone": phone, "email": email,
             "source": source, "region": region, "industry": industry, "tags": tags,

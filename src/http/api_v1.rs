@@ -23,7 +23,6 @@ mod rules;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -154,30 +153,18 @@ pub(crate) fn sqlite_write_gate(db: &Db) -> Option<Arc<tokio::sync::Mutex<()>>> 
 pub(crate) enum Begin {
     /// [`Db::begin`]: repeatable read on PostgreSQL.
     Default,
-    /// On PostgreSQL, read committed after taking the org's intake lock
-    /// ([`crate::store::orgs::lock_for_intake`], which does not block inserts referencing the org): such transactions of one org run one after
-    /// the other, across instances, and each statement sees what the previous one committed (the
-    /// round-robin cursor, open-lead counts, duplicates, idempotency keys), so there is no
-    /// stale snapshot to conflict on. [`Db::begin`] on SQLite.
+    /// [`crate::store::begin_org_serialized`]: such transactions of one org run one after the
+    /// other, across instances, and each statement sees what the previous one committed (also
+    /// the idempotency keys), so there is no stale snapshot to conflict on.
     OrgSerialized(i64),
 }
 
 pub(crate) async fn begin(db: &Db, how: Begin) -> Result<Tx, sqlx::Error> {
     match (db, how) {
-        (Db::Postgres(pool), Begin::OrgSerialized(org_id)) => {
-            let mut tx = Tx::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?);
-            // Before the idempotency check, not only in intake: two requests with one key queue here.
-            crate::store::orgs::lock_for_intake(&mut tx, org_id).await?;
-            Ok(tx)
-        }
+        // Before the idempotency check, not only in intake: two requests with one key queue here.
+        (Db::Postgres(_), Begin::OrgSerialized(org_id)) => crate::store::begin_org_serialized(db, [org_id]).await,
         _ => db.begin().await,
     }
-}
-
-/// A pause before running a conflicted transaction again: random, growing with the attempt.
-pub(crate) async fn backoff(attempt: u32) {
-    let max_ms = 2u64 << attempt.min(6);
-    tokio::time::sleep(Duration::from_millis(rand::random_range(1..=max_ms))).await;
 }
 
 /// Runs `$body` (an expression using the open transaction `$tx`, yielding `Result<T, V1Error>`) in
@@ -214,7 +201,7 @@ macro_rules! in_tx {
             match result {
                 Err(e) if e.retryable() && attempt < $crate::http::api_v1::MAX_ATTEMPTS => {
                     tracing::debug!(attempt, error = %e, "api transaction conflicted; running it again");
-                    $crate::http::api_v1::backoff(attempt).await;
+                    $crate::store::backoff(attempt).await;
                     attempt += 1;
                 }
                 Err(e) if e.retryable() => {

@@ -137,7 +137,9 @@ async fn handle(
     // the app cannot message anyone privately, and the answer is kept in the inbox only.
     let group = m.is_group();
     let private = app.cfg.agent_id.is_some();
-    if session.is_none() || (group && private) {
+    if group && !private {
+        delivery.never_push();
+    } else if session.is_none() || group {
         delivery.push_only();
     }
     let lang = crate::command::detect_lang(&msg.text);

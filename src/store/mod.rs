@@ -327,3 +327,28 @@ macro_rules! api_page {
         rows
     }};
 }
+
+/// A write transaction that runs after the earlier ones of the given orgs' intakes: on PostgreSQL,
+/// read committed with each org's intake lock ([`orgs::lock_for_intake`], which does not block
+/// inserts referencing the org) taken first, in id order so two such transactions never wait on
+/// each other crosswise; every statement then sees what the intakes before it committed (the
+/// round-robin cursor, open-lead counts, duplicates). Used by the JSON API's intakes and by chat
+/// leads that lost a conflict. [`Db::begin`] on SQLite, which has one writer anyway.
+pub async fn begin_org_serialized(db: &Db, orgs: impl IntoIterator<Item = i64>) -> Result<Tx, sqlx::Error> {
+    let Db::Postgres(pool) = db else { return db.begin().await };
+    let mut tx = Tx::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?);
+    let mut orgs: Vec<i64> = orgs.into_iter().collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    for org in orgs {
+        orgs::lock_for_intake(&mut tx, org).await?;
+    }
+    Ok(tx)
+}
+
+/// A pause before running a conflicted transaction again: random, growing with the attempt, so
+/// writers that met once do not meet again at once.
+pub async fn backoff(attempt: u32) {
+    let max_ms = 2u64 << attempt.min(6);
+    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(1..=max_ms))).await;
+}

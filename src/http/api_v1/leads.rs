@@ -133,8 +133,8 @@ pub struct RoutedOut {
 
 /// What an intake did. `created` (201) has `lead` and `routed`; `duplicate` (200) names the open
 /// lead with the same company or phone (the submission is recorded on its history); `customer`
-/// (200) names the existing customer with that company. Nothing else about existing records is
-/// returned.
+/// (200) names the existing customer with that company. The existing record's id is given only
+/// to a caller who may see that record (`null` otherwise); nothing else about it is returned.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct IntakeOut {
     /// `created`, `duplicate` or `customer`.
@@ -301,7 +301,10 @@ async fn intake_once(
             200,
             IntakeOut {
                 outcome: "duplicate".into(),
-                lead_id: Some(lead.id),
+                // Which lead only to a caller who may see it, as in chat (`duplicate_refusal`).
+                lead_id: (lead.status == crm::LeadStatus::Pool
+                    || ctx.actor.can_access(lead.owner_id, lead.owner_team_id))
+                .then_some(lead.id),
                 customer_id: None,
                 lead: None,
                 routed: None,
@@ -312,7 +315,7 @@ async fn intake_once(
             IntakeOut {
                 outcome: "customer".into(),
                 lead_id: None,
-                customer_id: Some(customer.id),
+                customer_id: ctx.actor.can_access(customer.owner_id, customer.owner_team_id).then_some(customer.id),
                 lead: None,
                 routed: None,
             },
