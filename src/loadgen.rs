@@ -322,6 +322,10 @@ pub enum LoadgenError {
     App(String),
     #[error("the org `{0}` has no reps with customers to write about")]
     NoSenders(String),
+    #[error(
+        "the org `{org}` has users of its own (e.g. `{handle}`): loadgen adds test users, chat identities, customers and messages to the org it writes to; point it at a scratch database (CHATCRM_DATABASE_URL=sqlite://loadtest.db) whose org is empty or the demo"
+    )]
+    RealOrg { org: String, handle: String },
     #[error(transparent)]
     Crm(#[from] crm::CrmError),
     #[error(transparent)]
@@ -329,6 +333,9 @@ pub enum LoadgenError {
     #[error("cannot send: {0}")]
     Http(String),
 }
+
+/// The users `demo::seed` makes (src/demo.rs).
+const DEMO_HANDLES: [&str; 5] = ["admin", "hanmeimei", "lilei", "zhangwei", "wangfang"];
 
 /// The org's senders on one platform: the demo's reps and managers (the demo is seeded when the
 /// org is missing) and `extra` reps made for load tests, each linked under their handle and
@@ -343,7 +350,16 @@ async fn senders(
     let now = Clock::system().now();
     let mut tx = db.begin().await?;
     let org = match crm::orgs::org_by_name(&mut tx, org_name).await {
-        Ok(org) => org,
+        Ok(org) => {
+            // The demo's users and loadgen's own are fair game; anyone else means real data.
+            let users = crm::users::list_users(&mut tx, org.id).await?;
+            if let Some(u) =
+                users.iter().find(|u| !DEMO_HANDLES.contains(&u.handle.as_str()) && !u.handle.starts_with("loadgen"))
+            {
+                return Err(LoadgenError::RealOrg { org: org_name.to_string(), handle: u.handle.clone() });
+            }
+            org
+        }
         Err(crm::CrmError::NotFound(_)) => {
             crate::demo::seed(&mut tx, org_name, "Asia/Shanghai", now).await?;
             crm::orgs::org_by_name(&mut tx, org_name).await?

@@ -155,3 +155,21 @@ async fn a_platform_can_be_chosen(db: Db) {
 }
 
 both_backends!(a_platform_can_be_chosen);
+
+/// An org with users of its own is refused: loadgen writes test data and must not touch a real org.
+async fn an_org_with_real_users_is_refused(db: Db) {
+    let w = super::helpers::World::new(db.clone()).await;
+    let mut settings = three_platforms();
+    settings.dingtalk.apps[0].org = w.org.name.clone();
+    let before = w.count("users").await;
+    let err =
+        Traffic::prepare(&settings, &db, Plan { platforms: &[Platform::Dingtalk], extra_users: 3, mix: Mix::Full })
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+    assert!(err.contains("has users of its own") && err.contains("scratch database"), "{err}");
+    assert_eq!(w.count("users").await, before, "nothing written");
+}
+
+both_backends!(an_org_with_real_users_is_refused);
