@@ -122,6 +122,9 @@ pub(crate) struct Core {
     pub(crate) report: crate::report::ReportOptions,
     /// What became of the messages (for `/metrics`).
     messages: Arc<crate::metrics::MessageCounters>,
+    /// The queue, for acknowledged messages to run again ([`requeue`]); weak, so the writers
+    /// still stop when every [`Bot`] is gone.
+    requeue: mpsc::WeakSender<Job>,
 }
 
 /// A message that is not text for the parser.
@@ -139,7 +142,12 @@ struct Job {
     delivery: Option<Arc<Delivery>>,
     span: tracing::Span,
     done: oneshot::Sender<Result<Reply, BotError>>,
+    /// Runs so far that failed after the platform was told the message was taken.
+    retries: u32,
 }
+
+/// How long an acknowledged message that storage failed is tried again (see [`requeue`]).
+const ACKNOWLEDGED_RETRIES: u32 = 120;
 
 /// How a platform with a reply deadline gets the reply: passively (in the HTTP answer) if the bot
 /// is done in time, otherwise pushed through the outbox. Platform and writer agree through one
@@ -197,6 +205,12 @@ impl Delivery {
     /// pushed through the outbox.
     pub fn push_only(&self) {
         self.push_only.store(true, Ordering::Release);
+    }
+
+    /// The platform was told the message was taken (see [`Late::Acknowledge`]): its reply is
+    /// pushed, and nobody sends it again.
+    fn acknowledged(&self) -> bool {
+        self.state.load(Ordering::Acquire) == PUSHED
     }
 
     /// The reply may only go back passively (or nowhere): the target cannot be reached. A late
@@ -332,7 +346,9 @@ impl Bot {
             crate::config::DatabaseKind::Sqlite => (1, MAX_BATCH),
             crate::config::DatabaseKind::Postgres => (POSTGRES_WRITERS, 1),
         };
+        let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         let core = Arc::new(Core {
+            requeue: queue.downgrade(),
             db,
             clock,
             undo_window,
@@ -342,7 +358,6 @@ impl Bot {
             report,
             messages: Default::default(),
         });
-        let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         if db_kind == crate::config::DatabaseKind::Sqlite {
             // The SQLite writer runs its batches on a thread of its own, with the connection
@@ -440,7 +455,8 @@ impl Bot {
             }
         };
         let (done, wait) = oneshot::channel();
-        let result = match self.queue.send(Job { msg: msg.clone(), special, delivery, span, done }).await {
+        let job = Job { msg: msg.clone(), special, delivery, span, done, retries: 0 };
+        let result = match self.queue.send(job).await {
             Ok(()) => wait.await.unwrap_or(Err(BotError::Stopped)),
             Err(_) => Err(BotError::Stopped),
         };
@@ -472,6 +488,29 @@ impl Bot {
             }
         }
     }
+}
+
+/// Storage failed a message the platform was already told was taken (acknowledged at its reply
+/// deadline): nobody would send it again, so it goes back in the queue after a pause, for about
+/// ten minutes of storage failures, and its reply is pushed once it is stored. Only a process
+/// exit or a longer outage loses it, and that is logged with the message id.
+fn requeue(core: &Core, job: Job) {
+    let Job { msg, special, delivery, span, retries, .. } = job;
+    if retries >= ACKNOWLEDGED_RETRIES {
+        span.in_scope(|| tracing::error!("an acknowledged message could not be stored in ten minutes; it is lost"));
+        return;
+    }
+    span.in_scope(|| tracing::warn!(retries, "storage failed an acknowledged message; it will run again"));
+    let queue = core.requeue.clone();
+    tokio::spawn(async move {
+        // 1 s, 2 s, 4 s, then every 5 s.
+        tokio::time::sleep(std::time::Duration::from_secs(u64::from((1u32 << retries.min(3)).min(5)))).await;
+        let (done, _gone) = oneshot::channel();
+        let job = Job { msg, special, delivery, span, done, retries: retries + 1 };
+        if let Some(queue) = queue.upgrade() {
+            let _ = queue.send(job).await;
+        }
+    });
 }
 
 /// A writer task: takes what is queued (up to a batch), handles each message in a savepoint of
@@ -514,8 +553,14 @@ async fn writer(core: Arc<Core>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
                 for (job, result) in batch.into_iter().zip(results) {
-                    // The caller may have gone (request timeout); the message is stored either way.
-                    let _ = job.done.send(result);
+                    let acknowledged = job.delivery.as_ref().is_some_and(|d| d.acknowledged());
+                    match result {
+                        Err(BotError::Storage(_) | BotError::Conflict(_)) if acknowledged => requeue(&core, job),
+                        // The caller may have gone (request timeout); the message is stored either way.
+                        result => {
+                            let _ = job.done.send(result);
+                        }
+                    }
                 }
             }
             Err(e) => {

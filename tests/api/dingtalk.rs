@@ -665,13 +665,36 @@ mod push {
 /// refused: once the lock is free it is handled once and its reply pushed as a work notification.
 #[tokio::test]
 async fn a_late_robot_message_is_kept_not_refused() {
+    late_robot_message_is_stored_once(None, StdDuration::ZERO).await;
+}
+
+/// The same, with the lock held past SQLite's busy timeout: the writer's transaction fails after
+/// the message was acknowledged, and nobody would send it again. It runs again until storage
+/// takes it: stored once, its reply pushed once.
+#[tokio::test]
+async fn an_acknowledged_message_outlives_a_storage_failure() {
+    late_robot_message_is_stored_once(Some(300), StdDuration::from_millis(1500)).await;
+}
+
+async fn late_robot_message_is_stored_once(busy_timeout_ms: Option<u64>, hold: StdDuration) {
     let db = TestDb::sqlite().await;
     let w = world(db.db.clone()).await;
     let mock = MockDingtalk::start().await;
     let mut s = dingtalk_settings(&mock, false);
     s.dingtalk.reply_deadline_ms = 200;
     s.schedule.enabled = true; // the outbox dispatcher sends the pushed reply
-    let server = Server::start(s, db.db.clone()).await;
+    // The server's own pool, so the busy timeout applies to its writer.
+    let served = match busy_timeout_ms {
+        Some(ms) => {
+            let opts = chatcrm::store::DbOptions {
+                busy_timeout: StdDuration::from_millis(ms),
+                ..chatcrm::store::DbOptions::new(db.url.clone())
+            };
+            Db::connect(&opts).await.expect("server pool")
+        }
+        None => db.db.clone(),
+    };
+    let server = Server::start(s, served).await;
     let sim = Simulator::new(&app()).expect("simulator");
     let lock = super::shutdown::hold_write_lock(&db.url).await;
     let ms = t0().timestamp_millis();
@@ -685,9 +708,10 @@ async fn a_late_robot_message_is_kept_not_refused() {
         .body(cb.body.clone());
     let r = server.send(req).await;
     assert_eq!((r.status, r.body.as_str()), (200, ""), "acknowledged");
+    tokio::time::sleep(hold).await;
     super::shutdown::release_write_lock(lock).await;
     let mut work = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..200 {
         work = mock.received().into_iter().filter(|r| r.api == Api::Work).collect::<Vec<_>>();
         if !work.is_empty() {
             break;
