@@ -160,11 +160,9 @@ impl Inbound {
     }
 }
 
-/// Every field of every app callback type, read in one pass (the type picks which are used;
-/// absent ones stay `None`). One pass instead of a shared head and then a per-type body: the XML
-/// decode is on the path of every message.
+/// First pass: the fields every callback shares, plus the two that pick the concrete type.
 #[derive(Deserialize)]
-struct Fields {
+struct Head {
     #[serde(rename = "ToUserName")]
     to: Option<String>,
     #[serde(rename = "FromUserName")]
@@ -179,10 +177,16 @@ struct Fields {
     agent_id: Option<String>,
     #[serde(rename = "Event")]
     event: Option<String>,
-    // text
+}
+
+#[derive(Deserialize)]
+struct TextBody {
     #[serde(rename = "Content")]
     content: Option<String>,
-    // image, voice, file
+}
+
+#[derive(Deserialize)]
+struct MediaBody {
     #[serde(rename = "MediaId")]
     media_id: Option<String>,
     #[serde(rename = "PicUrl")]
@@ -193,7 +197,10 @@ struct Fields {
     recognition: Option<String>,
     #[serde(rename = "Title")]
     title: Option<String>,
-    // location
+}
+
+#[derive(Deserialize)]
+struct LocationBody {
     #[serde(rename = "Location_X")]
     x: Option<String>,
     #[serde(rename = "Location_Y")]
@@ -202,7 +209,10 @@ struct Fields {
     scale: Option<String>,
     #[serde(rename = "Label")]
     label: Option<String>,
-    // events
+}
+
+#[derive(Deserialize)]
+struct EventBody {
     #[serde(rename = "EventKey")]
     event_key: Option<String>,
     #[serde(rename = "Latitude")]
@@ -268,8 +278,7 @@ fn lenient_f64(v: Option<String>) -> Option<f64> {
 /// Decodes a decrypted app callback.
 pub fn decode(xml: &str) -> Result<Inbound, XmlError> {
     let xml = xml.trim_start_matches('\u{feff}').trim();
-    // Parsed once; each type below takes its fields.
-    let head: Fields = parse_xml(xml)?;
+    let head: Head = parse_xml(xml)?;
     let msg_type = required(head.msg_type, "MsgType")?;
     let from = required(head.from, "FromUserName")?;
     let create_time = required(head.create_time, "CreateTime")?
@@ -282,70 +291,86 @@ pub fn decode(xml: &str) -> Result<Inbound, XmlError> {
     let msg_id = head.msg_id;
 
     Ok(match msg_type.as_str() {
-        "text" => Inbound::Text {
-            to,
-            from,
-            create_time,
-            msg_id: required(msg_id, "MsgId")?,
-            agent_id,
-            content: head.content.ok_or(XmlError::Missing("Content"))?,
-        },
-        "image" => Inbound::Image {
-            to,
-            from,
-            create_time,
-            msg_id: required(msg_id, "MsgId")?,
-            agent_id,
-            pic_url: optional(head.pic_url),
-            media_id: required(head.media_id, "MediaId")?,
-        },
-        "voice" => Inbound::Voice {
-            to,
-            from,
-            create_time,
-            msg_id: required(msg_id, "MsgId")?,
-            agent_id,
-            media_id: required(head.media_id, "MediaId")?,
-            format: optional(head.format),
-            recognition: head.recognition.filter(|s| !s.trim().is_empty()),
-        },
-        "file" => Inbound::File {
-            to,
-            from,
-            create_time,
-            msg_id: required(msg_id, "MsgId")?,
-            agent_id,
-            media_id: required(head.media_id, "MediaId")?,
-            title: head.title.filter(|s| !s.trim().is_empty()),
-        },
-        "location" => Inbound::Location {
-            to,
-            from,
-            create_time,
-            msg_id: required(msg_id, "MsgId")?,
-            agent_id,
-            latitude: parse_f64(head.x, "Location_X")?,
-            longitude: parse_f64(head.y, "Location_Y")?,
-            scale: lenient_i64(head.scale),
-            label: head.label.filter(|s| !s.trim().is_empty()),
-        },
+        "text" => {
+            let body: TextBody = parse_xml(xml)?;
+            Inbound::Text {
+                to,
+                from,
+                create_time,
+                msg_id: required(msg_id, "MsgId")?,
+                agent_id,
+                content: body.content.ok_or(XmlError::Missing("Content"))?,
+            }
+        }
+        "image" => {
+            let body: MediaBody = parse_xml(xml)?;
+            Inbound::Image {
+                to,
+                from,
+                create_time,
+                msg_id: required(msg_id, "MsgId")?,
+                agent_id,
+                pic_url: optional(body.pic_url),
+                media_id: required(body.media_id, "MediaId")?,
+            }
+        }
+        "voice" => {
+            let body: MediaBody = parse_xml(xml)?;
+            Inbound::Voice {
+                to,
+                from,
+                create_time,
+                msg_id: required(msg_id, "MsgId")?,
+                agent_id,
+                media_id: required(body.media_id, "MediaId")?,
+                format: optional(body.format),
+                recognition: body.recognition.filter(|s| !s.trim().is_empty()),
+            }
+        }
+        "file" => {
+            let body: MediaBody = parse_xml(xml)?;
+            Inbound::File {
+                to,
+                from,
+                create_time,
+                msg_id: required(msg_id, "MsgId")?,
+                agent_id,
+                media_id: required(body.media_id, "MediaId")?,
+                title: body.title.filter(|s| !s.trim().is_empty()),
+            }
+        }
+        "location" => {
+            let body: LocationBody = parse_xml(xml)?;
+            Inbound::Location {
+                to,
+                from,
+                create_time,
+                msg_id: required(msg_id, "MsgId")?,
+                agent_id,
+                latitude: parse_f64(body.x, "Location_X")?,
+                longitude: parse_f64(body.y, "Location_Y")?,
+                scale: lenient_i64(body.scale),
+                label: body.label.filter(|s| !s.trim().is_empty()),
+            }
+        }
         "event" => {
             let event = required(head.event, "Event")?;
-            let location = match (lenient_f64(head.latitude), lenient_f64(head.longitude)) {
+            let body: EventBody = parse_xml(xml)?;
+            let location = match (lenient_f64(body.latitude), lenient_f64(body.longitude)) {
                 (Some(latitude), Some(longitude)) => {
-                    Some(ReportedLocation { latitude, longitude, precision: lenient_f64(head.precision) })
+                    Some(ReportedLocation { latitude, longitude, precision: lenient_f64(body.precision) })
                 }
                 _ => None,
             };
             let external_contact = if event.starts_with("change_external_") {
-                optional(head.change_type).map(|change_type| ExternalContactChange {
+                optional(body.change_type).map(|change_type| ExternalContactChange {
                     change_type,
-                    user_id: optional(head.user_id),
-                    external_user_id: optional(head.external_user_id),
-                    chat_id: optional(head.chat_id),
-                    state: optional(head.state),
-                    welcome_code: optional(head.welcome_code),
-                    fail_reason: optional(head.fail_reason),
+                    user_id: optional(body.user_id),
+                    external_user_id: optional(body.external_user_id),
+                    chat_id: optional(body.chat_id),
+                    state: optional(body.state),
+                    welcome_code: optional(body.welcome_code),
+                    fail_reason: optional(body.fail_reason),
                 })
             } else {
                 None
@@ -356,7 +381,7 @@ pub fn decode(xml: &str) -> Result<Inbound, XmlError> {
                 create_time,
                 agent_id,
                 event,
-                event_key: optional(head.event_key),
+                event_key: optional(body.event_key),
                 location,
                 external_contact,
             }
