@@ -507,8 +507,14 @@ fn requeue(core: &Core, job: Job) {
         tokio::time::sleep(std::time::Duration::from_secs(u64::from((1u32 << retries.min(3)).min(5)))).await;
         let (done, _gone) = oneshot::channel();
         let job = Job { msg, special, delivery, span, done, retries: retries + 1 };
-        if let Some(queue) = queue.upgrade() {
-            let _ = queue.send(job).await;
+        let sent = match queue.upgrade() {
+            Some(queue) => queue.send(job).await.map_err(|e| e.0.span),
+            None => Err(job.span),
+        };
+        if let Err(span) = sent {
+            span.in_scope(|| {
+                tracing::error!("the bot stopped before an acknowledged message could run again; it is lost")
+            });
         }
     });
 }
