@@ -213,6 +213,12 @@ impl Delivery {
         self.state.load(Ordering::Acquire) == PUSHED
     }
 
+    /// The caller acknowledges a message whose run failed (nothing was stored, no writer holds
+    /// it): when it runs again, its whole reply is pushed.
+    pub fn acknowledge_after_failure(&self) {
+        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| (s != ABANDONED).then_some(PUSHED));
+    }
+
     /// The reply may only go back passively (or nowhere): the target cannot be reached. A late
     /// reply, or what a passive answer cannot carry, stays in the inbox instead of becoming an
     /// outbox message that can only fail (a DingTalk group message on an app with no agent id,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ApiError, AppState};
-use crate::bot::{Delivery, Late, Reply};
+use crate::bot::{Bot, BotError, Delivery, IncomingMessage, Late, Reply, Special};
 use crate::crm::{self, Actor, Ctx, Role, Via};
 
 /// Makes an unknown sender of `platform` (under `corp_id`) a rep of `org` when the config allows
@@ -54,9 +54,6 @@ pub(super) async fn self_register(
     Ok(())
 }
 
-/// Runs the bot, but answers within `deadline`: when the bot is slower, the platform gets its
-/// acknowledgement now and the reply goes out through the outbox, queued in the message's own
-/// transaction (see [`Delivery`]).
 /// Whether a platform delivers a message again when it is not acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Redelivery {
@@ -67,12 +64,22 @@ pub(super) enum Redelivery {
     Unknown,
 }
 
+/// Runs the bot on `msg`, but answers within `deadline`: when the bot is slower, the platform gets
+/// its acknowledgement now and the reply goes out through the outbox, queued in the message's own
+/// transaction (see [`Delivery`]). Where the platform is not known to send a message again
+/// ([`Redelivery::Unknown`]), a storage failure is acknowledged too and the message kept.
 pub(super) async fn reply_in_time(
+    bot: &Bot,
+    msg: IncomingMessage,
+    special: Option<Special>,
     deadline: Duration,
     redelivery: Redelivery,
     delivery: Arc<Delivery>,
-    work: impl std::future::Future<Output = Result<Reply, crate::bot::BotError>> + Send + 'static,
 ) -> Result<Option<Reply>, ApiError> {
+    let work = {
+        let (bot, msg, special, delivery) = (bot.clone(), msg.clone(), special.clone(), delivery.clone());
+        async move { bot.handle_with_delivery(&msg, special, delivery).await }
+    };
     let mut handle = tokio::spawn(work);
     let finished = match tokio::time::timeout(deadline, &mut handle).await {
         Ok(finished) => finished,
@@ -96,6 +103,19 @@ pub(super) async fn reply_in_time(
     };
     match finished {
         Ok(Ok(reply)) => Ok(Some(reply)),
+        Ok(Err(e @ (BotError::Storage(_) | BotError::Conflict(_)))) if redelivery == Redelivery::Unknown => {
+            // A refusal would likely lose the message (no documented retry): acknowledge it and
+            // run it again in a while. It is acknowledged now, so the writer keeps running it
+            // until storage takes it (`bot::requeue`), and its reply is pushed.
+            tracing::warn!(error = %e, "storage failed a message its platform may not send again; acknowledged, running it again");
+            delivery.acknowledge_after_failure();
+            let bot = bot.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let _ = bot.handle_with_delivery(&msg, special, delivery).await;
+            });
+            Ok(None)
+        }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "message not handled");
             // Not stored: the platform retries on a non-200, which is what we want.

@@ -144,12 +144,10 @@ async fn handle(
     }
     let lang = crate::command::detect_lang(&msg.text);
     let message_id = msg.message_id.clone();
-    let bot = state.bot.clone();
-    let d = delivery.clone();
-    let work = async move { bot.handle_with_delivery(&msg, special, d).await };
     // DingTalk's robot retries are not documented: a late message is kept, not refused.
     let late = Redelivery::Unknown;
-    let Some(reply) = callback::reply_in_time(state.dingtalk.reply_deadline, late, delivery, work).await? else {
+    let deadline = state.dingtalk.reply_deadline;
+    let Some(reply) = callback::reply_in_time(&state.bot, msg, special, deadline, late, delivery).await? else {
         return Ok(StatusCode::OK.into_response());
     };
     // A duplicate delivery was answered the first time: do not reply twice.

@@ -92,12 +92,10 @@ async fn receive(
     let delivery = Delivery::new(target, feishu::client::TEXT_MAX_BYTES);
     // No passive reply on Feishu: the whole reply goes through the outbox (see the module docs).
     delivery.push_only();
-    let bot = state.bot.clone();
-    let d = delivery.clone();
-    let work = async move { bot.handle_with_delivery(&msg, special, d).await };
     // Feishu retries after 3 s: a late event the bot has taken up is acknowledged (its reply is
     // queued when it is done); one storage has not taken is refused and delivered again.
-    let reply = callback::reply_in_time(state.feishu.ack_deadline, Redelivery::Retried, delivery, work).await?;
+    let deadline = state.feishu.ack_deadline;
+    let reply = callback::reply_in_time(&state.bot, msg, special, deadline, Redelivery::Retried, delivery).await?;
     match reply {
         Some(reply) if event_type == "card.action.trigger" && !reply.text.is_empty() => {
             // The card shows a toast; the full answer arrives as a reply to the card.

@@ -103,10 +103,8 @@ async fn receive(
     // A passive reply carries one text of at most 2,048 bytes: the first part goes back now, the
     // rest (split on line boundaries) through the outbox.
     let delivery = Delivery::new(reply_target(&app, inbound.from()), wecom::PASSIVE_REPLY_MAX_BYTES);
-    let bot = state.bot.clone();
-    let d = delivery.clone();
-    let work = async move { bot.handle_with_delivery(&msg, special, d).await };
-    match callback::reply_in_time(state.wecom.reply_deadline, Redelivery::Retried, delivery.clone(), work).await? {
+    let deadline = state.wecom.reply_deadline;
+    match callback::reply_in_time(&state.bot, msg, special, deadline, Redelivery::Retried, delivery.clone()).await? {
         Some(reply) if !reply.text.is_empty() => {
             let first = delivery.passive_part(&reply.text);
             Ok(xml_response(wecom::passive_reply(&app, &inbound, &first, now, &q.nonce)))
@@ -146,17 +144,15 @@ async fn receive_robot(
         text: m.text.clone(),
         received_at: now,
     };
-    let bot = state.bot.clone();
     // The answer goes to the sender privately through the app (it can hold what the sender may
     // see and the group's other members may not); the group gets a note.
     let delivery = Delivery::new(reply_target(&app, &m.from_user), usize::MAX);
     delivery.push_only();
     let lang = crate::command::detect_lang(&m.text);
-    let d = delivery.clone();
-    let work = async move { bot.handle_with_delivery(&msg, None, d).await };
     // Group-robot callbacks are in beta and their retries are not documented: keep late ones.
     let late = Redelivery::Unknown;
-    let Some(reply) = callback::reply_in_time(state.wecom.reply_deadline, late, delivery, work).await? else {
+    let deadline = state.wecom.reply_deadline;
+    let Some(reply) = callback::reply_in_time(&state.bot, msg, None, deadline, late, delivery).await? else {
         return Ok(StatusCode::OK.into_response());
     };
     if reply.text.is_empty() {

@@ -665,7 +665,7 @@ mod push {
 /// refused: once the lock is free it is handled once and its reply pushed as a work notification.
 #[tokio::test]
 async fn a_late_robot_message_is_kept_not_refused() {
-    late_robot_message_is_stored_once(None, StdDuration::ZERO).await;
+    late_robot_message_is_stored_once(None, StdDuration::ZERO, 200).await;
 }
 
 /// The same, with the lock held past SQLite's busy timeout: the writer's transaction fails after
@@ -673,15 +673,23 @@ async fn a_late_robot_message_is_kept_not_refused() {
 /// takes it: stored once, its reply pushed once.
 #[tokio::test]
 async fn an_acknowledged_message_outlives_a_storage_failure() {
-    late_robot_message_is_stored_once(Some(300), StdDuration::from_millis(1500)).await;
+    late_robot_message_is_stored_once(Some(300), StdDuration::from_millis(1500), 200).await;
 }
 
-async fn late_robot_message_is_stored_once(busy_timeout_ms: Option<u64>, hold: StdDuration) {
+/// Storage fails before the reply deadline (the lock held past the busy timeout): refusing with
+/// a 503 would likely lose the message, as DingTalk is not known to send it again. It is
+/// acknowledged instead and run again once storage takes it.
+#[tokio::test]
+async fn a_robot_message_storage_fails_in_time_is_kept_not_refused() {
+    late_robot_message_is_stored_once(Some(200), StdDuration::from_millis(1000), 3000).await;
+}
+
+async fn late_robot_message_is_stored_once(busy_timeout_ms: Option<u64>, hold: StdDuration, deadline_ms: u64) {
     let db = TestDb::sqlite().await;
     let w = world(db.db.clone()).await;
     let mock = MockDingtalk::start().await;
     let mut s = dingtalk_settings(&mock, false);
-    s.dingtalk.reply_deadline_ms = 200;
+    s.dingtalk.reply_deadline_ms = deadline_ms;
     s.schedule.enabled = true; // the outbox dispatcher sends the pushed reply
     // The server's own pool, so the busy timeout applies to its writer.
     let served = match busy_timeout_ms {
