@@ -122,7 +122,7 @@ pub(crate) struct Core {
     pub(crate) report: crate::report::ReportOptions,
     /// What became of the messages (for `/metrics`).
     messages: Arc<crate::metrics::MessageCounters>,
-    /// The queue, for acknowledged messages to run again ([`requeue`]); weak, so the writers
+    /// The queue, for kept messages to run again ([`requeue`]); weak, so the writers
     /// still stop when every [`Bot`] is gone.
     requeue: mpsc::WeakSender<Job>,
 }
@@ -142,12 +142,12 @@ struct Job {
     delivery: Option<Arc<Delivery>>,
     span: tracing::Span,
     done: oneshot::Sender<Result<Reply, BotError>>,
-    /// Runs so far that failed after the platform was told the message was taken.
+    /// Runs so far that failed although nobody would send the message again ([`requeue`]).
     retries: u32,
 }
 
-/// How long an acknowledged message that storage failed is tried again (see [`requeue`]).
-const ACKNOWLEDGED_RETRIES: u32 = 120;
+/// Runs of a kept message that storage failed, about ten minutes (see [`requeue`]).
+const KEPT_RETRIES: u32 = 120;
 
 /// How a platform with a reply deadline gets the reply: passively (in the HTTP answer) if the bot
 /// is done in time, otherwise pushed through the outbox. Platform and writer agree through one
@@ -164,6 +164,8 @@ pub struct Delivery {
     push_only: std::sync::atomic::AtomicBool,
     /// Nothing may be pushed (see [`Delivery::never_push`]).
     never_push: std::sync::atomic::AtomicBool,
+    /// A storage failure does not end the message (see [`Delivery::keep`]).
+    keep: std::sync::atomic::AtomicBool,
     state: AtomicU8,
 }
 
@@ -197,6 +199,7 @@ impl Delivery {
             passive_max_bytes,
             push_only: std::sync::atomic::AtomicBool::new(false),
             never_push: std::sync::atomic::AtomicBool::new(false),
+            keep: std::sync::atomic::AtomicBool::new(false),
             state: AtomicU8::new(WAITING),
         })
     }
@@ -207,16 +210,17 @@ impl Delivery {
         self.push_only.store(true, Ordering::Release);
     }
 
-    /// The platform was told the message was taken (see [`Late::Acknowledge`]): its reply is
-    /// pushed, and nobody sends it again.
-    fn acknowledged(&self) -> bool {
-        self.state.load(Ordering::Acquire) == PUSHED
+    /// For platforms not known to send a message again: a storage failure does not end it with
+    /// an error (a refusal may never be acted on) but runs it again ([`requeue`]); its caller
+    /// gets the answer if it is still waiting, or acknowledges at the deadline.
+    pub fn keep(&self) {
+        self.keep.store(true, Ordering::Release);
     }
 
-    /// The caller acknowledges a message whose run failed (nothing was stored, no writer holds
-    /// it): when it runs again, its whole reply is pushed.
-    pub fn acknowledge_after_failure(&self) {
-        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| (s != ABANDONED).then_some(PUSHED));
+    /// Nobody would send this message again if it failed now: it was acknowledged (see
+    /// [`Late::Acknowledge`]) or is kept ([`Delivery::keep`]).
+    fn kept(&self) -> bool {
+        self.keep.load(Ordering::Acquire) || self.state.load(Ordering::Acquire) == PUSHED
     }
 
     /// The reply may only go back passively (or nowhere): the target cannot be reached. A late
@@ -496,31 +500,30 @@ impl Bot {
     }
 }
 
-/// Storage failed a message the platform was already told was taken (acknowledged at its reply
-/// deadline): nobody would send it again, so it goes back in the queue after a pause, for about
-/// ten minutes of storage failures, and its reply is pushed once it is stored. Only a process
-/// exit or a longer outage loses it, and that is logged with the message id.
+/// Storage failed a message nobody would send again ([`Delivery::kept`]: acknowledged at its
+/// reply deadline, or from a platform not known to retry): it goes back in the queue after a
+/// pause, for about ten minutes of storage failures. Its caller, if still waiting, gets the
+/// answer of the run that succeeds; otherwise the reply is pushed. Only a process exit or a
+/// longer outage loses it, and that is logged with the message id.
 fn requeue(core: &Core, job: Job) {
-    let Job { msg, special, delivery, span, retries, .. } = job;
-    if retries >= ACKNOWLEDGED_RETRIES {
-        span.in_scope(|| tracing::error!("an acknowledged message could not be stored in ten minutes; it is lost"));
+    let Job { msg, special, delivery, span, done, retries } = job;
+    if retries >= KEPT_RETRIES {
+        span.in_scope(|| tracing::error!("a kept message could not be stored in ten minutes; it is lost"));
+        let _ = done.send(Err(BotError::Storage("storage failed for ten minutes".into())));
         return;
     }
-    span.in_scope(|| tracing::warn!(retries, "storage failed an acknowledged message; it will run again"));
+    span.in_scope(|| tracing::warn!(retries, "storage failed a message nobody would send again; it will run again"));
     let queue = core.requeue.clone();
     tokio::spawn(async move {
         // 1 s, 2 s, 4 s, then every 5 s.
         tokio::time::sleep(std::time::Duration::from_secs(u64::from((1u32 << retries.min(3)).min(5)))).await;
-        let (done, _gone) = oneshot::channel();
         let job = Job { msg, special, delivery, span, done, retries: retries + 1 };
         let sent = match queue.upgrade() {
             Some(queue) => queue.send(job).await.map_err(|e| e.0.span),
             None => Err(job.span),
         };
         if let Err(span) = sent {
-            span.in_scope(|| {
-                tracing::error!("the bot stopped before an acknowledged message could run again; it is lost")
-            });
+            span.in_scope(|| tracing::error!("the bot stopped before a kept message could run again; it is lost"));
         }
     });
 }
@@ -565,9 +568,9 @@ async fn writer(core: Arc<Core>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
                 for (job, result) in batch.into_iter().zip(results) {
-                    let acknowledged = job.delivery.as_ref().is_some_and(|d| d.acknowledged());
+                    let kept = job.delivery.as_ref().is_some_and(|d| d.kept());
                     match result {
-                        Err(BotError::Storage(_) | BotError::Conflict(_)) if acknowledged => requeue(&core, job),
+                        Err(BotError::Storage(_) | BotError::Conflict(_)) if kept => requeue(&core, job),
                         // The caller may have gone (request timeout); the message is stored either way.
                         result => {
                             let _ = job.done.send(result);

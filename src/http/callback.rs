@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ApiError, AppState};
-use crate::bot::{Bot, BotError, Delivery, IncomingMessage, Late, Reply, Special};
+use crate::bot::{Bot, Delivery, IncomingMessage, Late, Reply, Special};
 use crate::crm::{self, Actor, Ctx, Role, Via};
 
 /// Makes an unknown sender of `platform` (under `corp_id`) a rep of `org` when the config allows
@@ -67,7 +67,8 @@ pub(super) enum Redelivery {
 /// Runs the bot on `msg`, but answers within `deadline`: when the bot is slower, the platform gets
 /// its acknowledgement now and the reply goes out through the outbox, queued in the message's own
 /// transaction (see [`Delivery`]). Where the platform is not known to send a message again
-/// ([`Redelivery::Unknown`]), a storage failure is acknowledged too and the message kept.
+/// ([`Redelivery::Unknown`]), a storage failure does not end the message: it runs again
+/// ([`Delivery::keep`]), and is acknowledged at the deadline if it has not succeeded by then.
 pub(super) async fn reply_in_time(
     bot: &Bot,
     msg: IncomingMessage,
@@ -76,8 +77,11 @@ pub(super) async fn reply_in_time(
     redelivery: Redelivery,
     delivery: Arc<Delivery>,
 ) -> Result<Option<Reply>, ApiError> {
+    if redelivery == Redelivery::Unknown {
+        delivery.keep();
+    }
     let work = {
-        let (bot, msg, special, delivery) = (bot.clone(), msg.clone(), special.clone(), delivery.clone());
+        let (bot, delivery) = (bot.clone(), delivery.clone());
         async move { bot.handle_with_delivery(&msg, special, delivery).await }
     };
     let mut handle = tokio::spawn(work);
@@ -103,19 +107,6 @@ pub(super) async fn reply_in_time(
     };
     match finished {
         Ok(Ok(reply)) => Ok(Some(reply)),
-        Ok(Err(e @ (BotError::Storage(_) | BotError::Conflict(_)))) if redelivery == Redelivery::Unknown => {
-            // A refusal would likely lose the message (no documented retry): acknowledge it and
-            // run it again in a while. It is acknowledged now, so the writer keeps running it
-            // until storage takes it (`bot::requeue`), and its reply is pushed.
-            tracing::warn!(error = %e, "storage failed a message its platform may not send again; acknowledged, running it again");
-            delivery.acknowledge_after_failure();
-            let bot = bot.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let _ = bot.handle_with_delivery(&msg, special, delivery).await;
-            });
-            Ok(None)
-        }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "message not handled");
             // Not stored: the platform retries on a non-200, which is what we want.
