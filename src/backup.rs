@@ -3,8 +3,9 @@
 //! A backup is `VACUUM INTO`: SQLite writes a consistent, compacted copy of the database as of
 //! one read transaction, without stopping writers (WAL mode). It is then opened and checked
 //! (`PRAGMA integrity_check`, the migrations it carries, row counts). A restore checks the file
-//! the same way, copies it next to the target and renames it into place, so a failed restore
-//! leaves the target as it was. PostgreSQL is backed up with its own tools (`pg_dump`); the
+//! the same way (and refuses one from a newer chatcrm), copies it next to the target and checks
+//! the copy, folds the target's WAL into it (refusing a database still in use), then renames the
+//! copy into place, so a refused or failed restore leaves the target as it was. PostgreSQL is backed up with its own tools (`pg_dump`); the
 //! commands say how.
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,13 @@ pub enum BackupError {
     TargetHasData(PathBuf),
     #[error("restore needs a SQLite database_url (sqlite://FILE); PostgreSQL is restored with pg_restore")]
     NotSqlite,
+    #[error(
+        "{} was written by a newer chatcrm (migration {version} is unknown to this one): restore it with that version",
+        .path.display()
+    )]
+    Newer { path: PathBuf, version: i64 },
+    #[error("{} is in use: stop the server, then restore", .0.display())]
+    InUse(PathBuf),
     #[error("PostgreSQL is backed up with its own tools:\n{}", postgres_instructions())]
     Postgres,
     #[error("database: {0}")]
@@ -79,6 +87,7 @@ pub async fn backup(db: &Db, dest: &Path) -> Result<Report, BackupError> {
 /// holds data unless `force`; the server must be stopped first.
 pub async fn restore(src: &Path, target_url: &str, force: bool) -> Result<Report, BackupError> {
     inspect(src).await?;
+    refuse_unknown_migrations(src).await?;
     let target = sqlite_path(target_url).ok_or(BackupError::NotSqlite)?;
     if !force && has_data(&target).await? {
         return Err(BackupError::TargetHasData(target));
@@ -94,6 +103,22 @@ pub async fn restore(src: &Path, target_url: &str, force: bool) -> Result<Report
         sqlx::query("VACUUM INTO $1").bind(into).execute(&mut c).await?;
         c.close().await?;
     }
+    // The copy is checked before anything of the target is touched.
+    let restored = match inspect(&staging).await {
+        Ok(r) => Report { path: target.clone(), ..r },
+        Err(e) => {
+            remove_if_exists(&staging)?;
+            return Err(e);
+        }
+    };
+    if target.exists() {
+        // Whatever the old database still holds in its WAL goes into the file first, so removing
+        // the WAL below loses nothing if the rename then fails; a server still using it is found.
+        if let Err(e) = checkpoint(&target).await {
+            remove_if_exists(&staging)?;
+            return Err(e);
+        }
+    }
     // The old database's WAL must not be replayed onto the restored file.
     remove_if_exists(&with_suffix(&target, "-wal"))?;
     remove_if_exists(&with_suffix(&target, "-shm"))?;
@@ -102,8 +127,48 @@ pub async fn restore(src: &Path, target_url: &str, force: bool) -> Result<Report
         // The rename is durable once the directory is.
         std::fs::File::open(dir)?.sync_all()?;
     }
-    let restored = inspect(&target).await?;
     Ok(restored)
+}
+
+/// A backup from a newer binary would restore, and then the server would refuse to start on it.
+async fn refuse_unknown_migrations(path: &Path) -> Result<(), BackupError> {
+    let mut c = open_read_only(path).await?;
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&mut c).await?;
+    c.close().await?;
+    match versions.into_iter().find(|v| !Db::knows_sqlite_migration(*v)) {
+        Some(version) => Err(BackupError::Newer { path: path.to_path_buf(), version }),
+        None => Ok(()),
+    }
+}
+
+/// Moves the WAL of the database at `path` into the file and empties it; refuses when another
+/// connection (a running server) keeps that from completing, or, for a database not in WAL mode,
+/// holds a lock on it.
+async fn checkpoint(path: &Path) -> Result<(), BackupError> {
+    let opts =
+        SqliteConnectOptions::new().filename(path).create_if_missing(false).busy_timeout(std::time::Duration::ZERO);
+    let mut c = SqliteConnection::connect_with(&opts).await?;
+    let run = async {
+        // Exclusive locking: in WAL mode another open connection keeps the exclusive lock from
+        // us even when it reads nothing from the WAL.
+        sqlx::query("PRAGMA locking_mode = EXCLUSIVE").execute(&mut c).await?;
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut c).await?;
+        sqlx::query("BEGIN EXCLUSIVE").execute(&mut c).await?;
+        sqlx::query("ROLLBACK").execute(&mut c).await?;
+        Ok::<_, sqlx::Error>(busy == 0)
+    };
+    let done = run.await;
+    c.close().await?;
+    match done {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(BackupError::InUse(path.to_path_buf())),
+        // SQLITE_BUSY, SQLITE_LOCKED: another connection has it.
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("5" | "6")) => {
+            Err(BackupError::InUse(path.to_path_buf()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Opens a database file read-only and checks that it is an intact chatcrm database.

@@ -860,7 +860,8 @@ async fn main() -> Result<()> {
             if chatcrm::config::DatabaseKind::of(url) == Ok(chatcrm::config::DatabaseKind::Postgres) {
                 return backup_outcome("backed up to", Err(chatcrm::backup::BackupError::Postgres), json);
             }
-            let db = startup::open_db(&settings).await?;
+            // Not `open_db`: a backup must not migrate the live database under a running server.
+            let db = chatcrm::store::Db::connect(&chatcrm::store::DbOptions::from_settings(&settings)).await?;
             let done = chatcrm::backup::backup(&db, &file).await;
             db.close().await;
             backup_outcome("backed up to", done, json)

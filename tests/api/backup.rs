@@ -5,6 +5,7 @@ use std::process::Command;
 
 use chatcrm::backup::{self, BackupError};
 use chatcrm::store::{Db, DbOptions};
+use sqlx::Connection;
 
 use crate::helpers::{TestDb, World};
 
@@ -103,6 +104,43 @@ async fn restore_refusals_change_nothing() {
     // PostgreSQL targets are pg_restore's job.
     let pg = backup::restore(&good, "postgres://postgres@127.0.0.1:5432/x", true).await.expect_err("not sqlite");
     assert!(matches!(pg, BackupError::NotSqlite), "{pg}");
+    // A backup from a newer chatcrm (a migration this binary does not have) would restore and
+    // then keep the server from starting.
+    let newer = dir.path().join("newer.db");
+    std::fs::copy(&good, &newer).expect("copy");
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&newer);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.expect("open copy");
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time)
+             VALUES (99990101000000, 'from the future', CURRENT_TIMESTAMP, TRUE, x'00', 0)",
+        )
+        .execute(&mut c)
+        .await
+        .expect("a future migration");
+        c.close().await.expect("close");
+    }
+    let err = backup::restore(&newer, &url, true).await.expect_err("refused: newer");
+    assert!(matches!(err, BackupError::Newer { version: 99990101000000, .. }), "{err}");
+    assert_eq!(std::fs::read(&target).expect("read target"), before, "the target is unchanged");
+    // A database still in use (a server not stopped, in WAL mode as the server runs it, or not)
+    // is not replaced.
+    for wal in [false, true] {
+        let mut opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&target);
+        if wal {
+            opts = opts.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        }
+        let mut user = sqlx::SqliteConnection::connect_with(&opts).await.expect("open target");
+        let before = std::fs::read(&target).expect("read target");
+        sqlx::query("BEGIN").execute(&mut user).await.expect("begin");
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs").fetch_one(&mut user).await.expect("read");
+        let err = backup::restore(&good, &url, true).await.expect_err("refused: in use");
+        assert!(matches!(err, BackupError::InUse(_)), "wal {wal}: {err}");
+        assert_eq!(std::fs::read(&target).expect("read target"), before, "wal {wal}: the target is unchanged");
+        sqlx::query("ROLLBACK").execute(&mut user).await.expect("rollback");
+        user.close().await.expect("close");
+    }
+    assert!(!dir.path().join("live.db.restoring").exists(), "no staging file left behind");
     backup::restore(&good, &url, true).await.expect("restore with --force");
 }
 
