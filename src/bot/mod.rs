@@ -125,6 +125,8 @@ pub(crate) struct Core {
     /// The queue, for kept messages to run again ([`requeue`]); weak, so the writers
     /// still stop when every [`Bot`] is gone.
     requeue: mpsc::WeakSender<Job>,
+    /// The SQLite writer runs on a thread of its own, so it may run its statements inline.
+    inline: std::sync::atomic::AtomicBool,
 }
 
 /// A message that is not text for the parser.
@@ -359,6 +361,7 @@ impl Bot {
         let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         let core = Arc::new(Core {
             requeue: queue.downgrade(),
+            inline: Default::default(),
             db,
             clock,
             undo_window,
@@ -376,7 +379,10 @@ impl Bot {
             let spawned = std::thread::Builder::new().name("chatcrm-sqlite-writer".into()).spawn({
                 let (core, rx) = (core.clone(), rx.clone());
                 move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(writer(core, rx)),
+                    Ok(rt) => {
+                        core.inline.store(true, Ordering::Release);
+                        rt.block_on(writer(core, rx))
+                    }
                     Err(e) => tracing::error!(error = %e, "cannot start the SQLite writer's runtime"),
                 }
             });
@@ -509,6 +515,7 @@ fn requeue(core: &Core, job: Job) {
     let Job { msg, special, delivery, span, done, retries } = job;
     if retries >= KEPT_RETRIES {
         span.in_scope(|| tracing::error!("a kept message could not be stored in ten minutes; it is lost"));
+        core.messages.failed.fetch_add(1, Ordering::Relaxed);
         let _ = done.send(Err(BotError::Storage("storage failed for ten minutes".into())));
         return;
     }
@@ -558,24 +565,23 @@ async fn writer(core: Arc<Core>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>
         match task.await {
             Ok((batch, results)) => {
                 let m = &core.messages;
-                for r in &results {
-                    let counter = match r {
+                for (job, result) in batch.into_iter().zip(results) {
+                    let counter = match &result {
                         Ok(reply) if reply.duplicate => &m.duplicates,
                         Ok(_) => &m.handled,
                         Err(BotError::Abandoned) => &m.retry_asked,
+                        Err(BotError::Storage(_) | BotError::Conflict(_))
+                            if job.delivery.as_ref().is_some_and(|d| d.kept()) =>
+                        {
+                            // Not an outcome yet: it runs again, and is counted then.
+                            requeue(&core, job);
+                            continue;
+                        }
                         Err(_) => &m.failed,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
-                }
-                for (job, result) in batch.into_iter().zip(results) {
-                    let kept = job.delivery.as_ref().is_some_and(|d| d.kept());
-                    match result {
-                        Err(BotError::Storage(_) | BotError::Conflict(_)) if kept => requeue(&core, job),
-                        // The caller may have gone (request timeout); the message is stored either way.
-                        result => {
-                            let _ = job.done.send(result);
-                        }
-                    }
+                    // The caller may have gone (request timeout); the message is stored either way.
+                    let _ = job.done.send(result);
                 }
             }
             Err(e) => {
@@ -630,7 +636,10 @@ impl Core {
                 return batch.iter().map(|_| Err(e.clone())).collect();
             }
         };
-        if let Err(e) = tx.run_inline().await {
+        // Only on the writer's own thread: inline statements block the thread they run on.
+        if self.inline.load(Ordering::Acquire)
+            && let Err(e) = tx.run_inline().await
+        {
             tracing::error!(error = %e, "cannot take the connection inline");
             let e = BotError::from(e);
             return batch.iter().map(|_| Err(e.clone())).collect();
@@ -678,14 +687,14 @@ impl Core {
         if how == Isolation::Snapshot || !matches!(self.db, Db::Postgres(_)) || !batch.iter().all(|j| intake(&j.msg)) {
             return self.db.begin().await;
         }
-        let mut orgs = std::collections::BTreeSet::new();
+        let mut orgs = Vec::with_capacity(batch.len());
         for job in batch {
             let m = &job.msg;
             let mut tx = self.db.begin_read().await?;
             let user = crm::users::resolve_identity(&mut tx, &m.platform, &m.corp_id, &m.sender).await;
             tx.commit().await?;
             if let Some(user) = user.map_err(into_storage)? {
-                orgs.insert(user.org_id);
+                orgs.push(user.org_id);
             }
         }
         store::begin_org_serialized(&self.db, orgs).await

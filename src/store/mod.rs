@@ -260,6 +260,14 @@ impl Tx {
             Tx::Postgres(_) => Ok(()),
         }
     }
+
+    /// Whether statements run inline now ([`Tx::run_inline`]); always false on PostgreSQL.
+    pub fn is_inline(&mut self) -> bool {
+        match self {
+            Tx::Sqlite(t) => t.is_inline(),
+            Tx::Postgres(_) => false,
+        }
+    }
 }
 
 /// The savepoint each chat message runs in, inside a batch transaction.

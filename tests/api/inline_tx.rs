@@ -22,19 +22,31 @@ async fn inline_transactions_commit_roll_back_and_release_the_connection(db: Db)
     let now = t0();
     // Commit after inline work: kept, including what a released savepoint held; not what a
     // rolled-back savepoint held.
+    let sqlite = matches!(db, Db::Sqlite(_));
     let mut tx = db.begin().await.expect("begin");
+    assert!(!tx.is_inline(), "not inline before run_inline");
     tx.run_inline().await.expect("inline");
+    // Inline on SQLite (a no-op on PostgreSQL), and it stays inline through everything the bot's
+    // writer does in a batch: a worker-bound statement would end it silently.
+    let still_inline = |tx: &mut chatcrm::store::Tx, after: &str| {
+        assert_eq!(tx.is_inline(), sqlite, "inline after {after}");
+    };
+    still_inline(&mut tx, "run_inline");
     crm::orgs::create_org(&mut tx, "Kept", "Asia/Shanghai", Via::Cli, now).await.expect("org");
+    still_inline(&mut tx, "a write");
     store::savepoint(&mut tx, Savepoint::Begin).await.expect("savepoint");
     crm::orgs::create_org(&mut tx, "Rolled back", "Asia/Shanghai", Via::Cli, now).await.expect("org");
     store::savepoint(&mut tx, Savepoint::Rollback).await.expect("rollback to");
     store::savepoint(&mut tx, Savepoint::Release).await.expect("release");
+    still_inline(&mut tx, "a savepoint rolled back");
     store::savepoint(&mut tx, Savepoint::Begin).await.expect("savepoint");
     crm::orgs::create_org(&mut tx, "Released", "Asia/Shanghai", Via::Cli, now).await.expect("org");
     store::savepoint(&mut tx, Savepoint::Release).await.expect("release");
+    still_inline(&mut tx, "a savepoint released");
     // A failing statement inline is an error, not a hang or a panic, and the transaction goes on.
     let dup = crm::orgs::create_org(&mut tx, "Kept", "Asia/Shanghai", Via::Cli, now).await;
     assert!(dup.is_err(), "a second org of the same name must fail");
+    still_inline(&mut tx, "a failed statement");
     tx.commit().await.expect("commit");
     assert_eq!(names(&db).await, ["Kept", "Released"]);
 
