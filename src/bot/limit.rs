@@ -62,10 +62,6 @@ impl Limiter {
             .then(|| Self { limit, state: Mutex::new(State { buckets: HashMap::new(), prune_at: PRUNE_AT }) })
     }
 
-    pub fn limit(&self) -> SenderLimit {
-        self.limit
-    }
-
     /// Takes one message of `sender` at `now`.
     pub fn check(&self, platform: &str, tenant: &str, sender: &str, now: DateTime<Utc>) -> Verdict {
         let burst = f64::from(self.limit.burst);
@@ -76,7 +72,7 @@ impl Limiter {
             (b.tokens + elapsed * per_ms).min(burst)
         };
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = format!("{platform}\u{0}{tenant}\u{0}{sender}");
+        let key = key(platform, tenant, sender);
         if !state.buckets.contains_key(&key) && state.buckets.len() >= state.prune_at {
             state.buckets.retain(|_, b| refill(b) < burst);
             // Amortised: if most senders are still limited, wait for the map to double.
@@ -102,7 +98,7 @@ impl Limiter {
     /// that was not recorded is owed again.
     pub fn refund(&self, platform: &str, tenant: &str, sender: &str) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(b) = state.buckets.get_mut(&format!("{platform}\u{0}{tenant}\u{0}{sender}")) {
+        if let Some(b) = state.buckets.get_mut(&key(platform, tenant, sender)) {
             if b.warned {
                 b.warned = false;
             } else {
@@ -127,9 +123,15 @@ impl Limiter {
     }
 
     /// Senders tracked now (for tests of the pruning).
-    pub fn tracked(&self) -> usize {
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).buckets.len()
     }
+}
+
+/// A bucket's key: NUL never occurs in platform ids, so two ids cannot join into another's key.
+fn key(platform: &str, tenant: &str, sender: &str) -> String {
+    format!("{platform}\u{0}{tenant}\u{0}{sender}")
 }
 
 #[cfg(test)]
