@@ -113,11 +113,14 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish,
-    /// waiting at most `shutdown_timeout_secs`.
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish and
+    /// the bot store the messages platforms were already told were received, waiting at most
+    /// `shutdown_timeout_secs` in all.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
         let grace = self.state.settings.shutdown_timeout();
+        let bot = self.state.bot.clone();
         let app = http::router(self.state);
+        let began = Arc::new(std::sync::OnceLock::new());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut workers = Vec::new();
         if let Some((scheduler, dispatcher)) = self.background {
@@ -128,13 +131,28 @@ impl Application {
             workers.push(tokio::spawn(dispatcher.run(stopped(stop_rx.clone()))));
         }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            let _ = stop_tx.send(true);
-            let _ = tx.send(());
+        let signal = {
+            let began = began.clone();
+            async move {
+                shutdown.await;
+                let _ = began.set(tokio::time::Instant::now());
+                tracing::info!("shutting down: finishing in-flight requests");
+                let _ = stop_tx.send(true);
+                let _ = tx.send(());
+            }
         };
         let result = Self::serve(self.listener, app, signal, rx, grace).await;
+        // Acknowledged messages still queued (a slow or failing database) would be lost with the
+        // process: the platform will not send them again.
+        let left = grace.saturating_sub(began.get().map_or(std::time::Duration::ZERO, |t| t.elapsed()));
+        let unfinished = bot.drain(left).await;
+        if unfinished > 0 {
+            tracing::error!(
+                unfinished,
+                ?grace,
+                "stopping with messages not yet stored; those already acknowledged to their platform are lost"
+            );
+        }
         // The scheduler and dispatcher finish the batch they are in.
         for w in workers {
             let _ = tokio::time::timeout(grace, w).await;

@@ -127,6 +127,36 @@ pub(crate) struct Core {
     requeue: mpsc::WeakSender<Job>,
     /// The SQLite writer runs on a thread of its own, so it may run its statements inline.
     inline: std::sync::atomic::AtomicBool,
+    /// Messages queued, being handled or waiting to run again ([`Bot::drain`]).
+    unfinished: Arc<Unfinished>,
+}
+
+/// Messages submitted and not finished yet. A platform may have been told a message was received
+/// (acknowledged at its reply deadline, or kept after a storage failure) while it still waits for
+/// the writer: shutting down must wait for those too, or they are lost with the process.
+#[derive(Default)]
+struct Unfinished {
+    count: std::sync::atomic::AtomicUsize,
+    none_left: tokio::sync::Notify,
+}
+
+/// One message's share of [`Unfinished`], held by its [`Job`]: whatever ends the job (answered,
+/// given up, a panicking batch, a closed queue) ends its count.
+struct Counted(Arc<Unfinished>);
+
+impl Counted {
+    fn new(unfinished: &Arc<Unfinished>) -> Self {
+        unfinished.count.fetch_add(1, Ordering::AcqRel);
+        Self(unfinished.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
 }
 
 /// A message that is not text for the parser.
@@ -139,6 +169,8 @@ pub enum Special {
 }
 
 struct Job {
+    /// Counts the message as not finished until the job is dropped ([`Bot::drain`]).
+    _unfinished: Counted,
     msg: IncomingMessage,
     special: Option<Special>,
     delivery: Option<Arc<Delivery>>,
@@ -360,6 +392,7 @@ impl Bot {
         };
         let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 8);
         let core = Arc::new(Core {
+            unfinished: Default::default(),
             requeue: queue.downgrade(),
             inline: Default::default(),
             db,
@@ -408,6 +441,27 @@ impl Bot {
 
     pub fn db(&self) -> &Db {
         &self.core.db
+    }
+
+    /// Waits, at most `timeout`, until every message submitted so far is finished: stored and
+    /// answered, or given up. Shutdown calls it once the HTTP server has stopped, for the messages
+    /// a platform was already told were received. Returns how many are still unfinished.
+    pub async fn drain(&self, timeout: std::time::Duration) -> usize {
+        let shared = &self.core.unfinished;
+        let wait = async {
+            loop {
+                let none_left = shared.none_left.notified();
+                tokio::pin!(none_left);
+                // Registered before the count is read, so a last job ending in between still wakes it.
+                none_left.as_mut().enable();
+                if shared.count.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                none_left.await;
+            }
+        };
+        let _ = tokio::time::timeout(timeout, wait).await;
+        shared.count.load(Ordering::Acquire)
     }
 
     /// What became of the messages so far (for `/metrics`).
@@ -471,7 +525,15 @@ impl Bot {
             }
         };
         let (done, wait) = oneshot::channel();
-        let job = Job { msg: msg.clone(), special, delivery, span, done, retries: 0 };
+        let job = Job {
+            _unfinished: Counted::new(&self.core.unfinished),
+            msg: msg.clone(),
+            special,
+            delivery,
+            span,
+            done,
+            retries: 0,
+        };
         let result = match self.queue.send(job).await {
             Ok(()) => wait.await.unwrap_or(Err(BotError::Stopped)),
             Err(_) => Err(BotError::Stopped),
@@ -512,7 +574,7 @@ impl Bot {
 /// answer of the run that succeeds; otherwise the reply is pushed. Only a process exit or a
 /// longer outage loses it, and that is logged with the message id.
 fn requeue(core: &Core, job: Job) {
-    let Job { msg, special, delivery, span, done, retries } = job;
+    let Job { _unfinished, msg, special, delivery, span, done, retries } = job;
     if retries >= KEPT_RETRIES {
         span.in_scope(|| tracing::error!("a kept message could not be stored in ten minutes; it is lost"));
         core.messages.failed.fetch_add(1, Ordering::Relaxed);
@@ -524,7 +586,7 @@ fn requeue(core: &Core, job: Job) {
     tokio::spawn(async move {
         // 1 s, 2 s, 4 s, then every 5 s.
         tokio::time::sleep(std::time::Duration::from_secs(u64::from((1u32 << retries.min(3)).min(5)))).await;
-        let job = Job { msg, special, delivery, span, done, retries: retries + 1 };
+        let job = Job { _unfinished, msg, special, delivery, span, done, retries: retries + 1 };
         let sent = match queue.upgrade() {
             Some(queue) => queue.send(job).await.map_err(|e| e.0.span),
             None => Err(job.span),

@@ -684,6 +684,51 @@ async fn a_robot_message_storage_fails_in_time_is_kept_not_refused() {
     late_robot_message_is_stored_once(Some(200), StdDuration::from_millis(1000), 3000).await;
 }
 
+/// Shutting down while a message DingTalk was told we received is not stored yet (the database
+/// locked, so the writer fails and keeps it to run again): the server does not stop before it is
+/// stored, since the process would take it along and DingTalk will not send it again.
+#[tokio::test]
+async fn shutdown_waits_for_an_acknowledged_message() {
+    let db = TestDb::sqlite().await;
+    let w = world(db.db.clone()).await;
+    let mock = MockDingtalk::start().await;
+    let mut s = dingtalk_settings(&mock, false);
+    s.dingtalk.reply_deadline_ms = 300;
+    s.shutdown_timeout_secs = 60;
+    let opts = chatcrm::store::DbOptions {
+        busy_timeout: StdDuration::from_millis(200),
+        ..chatcrm::store::DbOptions::new(db.url.clone())
+    };
+    let mut server = Server::start(s, Db::connect(&opts).await.expect("server pool")).await;
+    let sim = Simulator::new(&app()).expect("simulator");
+    let lock = super::shutdown::hold_write_lock(&db.url).await;
+    let ms = t0().timestamp_millis();
+    let cb = sim.text("zhangsan", "新客户 海尔智家", "drain1", None, ms, Some(&mock.session_url("drain1")));
+    let req = server
+        .client
+        .post(server.url(PATH))
+        .header("timestamp", &cb.timestamp)
+        .header("sign", &cb.sign)
+        .header("content-type", "application/json")
+        .body(cb.body.clone());
+    let r = server.send(req).await;
+    assert_eq!((r.status, r.body.as_str()), (200, ""), "acknowledged");
+
+    server.signal_shutdown();
+    let task = server.take_task();
+    // Long enough for the writer to fail on the lock and wait to run the message again.
+    tokio::time::sleep(StdDuration::from_millis(1500)).await;
+    assert!(!task.is_finished(), "the server stopped with an acknowledged message not stored");
+    assert_eq!(w.count("inbox").await, 0);
+    super::shutdown::release_write_lock(lock).await;
+
+    let res = tokio::time::timeout(StdDuration::from_secs(60), task).await.expect("server did not stop");
+    assert!(res.expect("server panicked").is_ok());
+    // Stored, with its reply queued, by the time the server returned.
+    assert_eq!((w.count("customers").await, w.count("inbox").await, w.count("outbox").await), (1, 1, 1));
+    mock.stop().await;
+}
+
 async fn late_robot_message_is_stored_once(busy_timeout_ms: Option<u64>, hold: StdDuration, deadline_ms: u64) {
     let db = TestDb::sqlite().await;
     let w = world(db.db.clone()).await;

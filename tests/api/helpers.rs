@@ -214,6 +214,7 @@ impl World {
             "contacts" => "SELECT COUNT(*) FROM contacts",
             "deal_stage_history" => "SELECT COUNT(*) FROM deal_stage_history",
             "users" => "SELECT COUNT(*) FROM users",
+            "outbox" => "SELECT COUNT(*) FROM outbox",
             other => panic!("count: unknown table {other}"),
         };
         match &self.db {
