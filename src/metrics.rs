@@ -185,7 +185,14 @@ impl Metrics {
         match depth(db, now).await {
             Ok(depth) => {
                 header(w, "chatcrm_outbox_messages", "gauge", "Outbox messages by status (all instances).");
-                for (status, n) in &depth.by_status {
+                // Every status, 0 when none: a series that appears only once it is non-zero
+                // makes `rate()` and absence alerts miss its first change.
+                let known = ["pending", "sent", "dead", "dropped"];
+                let count = |status: &str| depth.by_status.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+                for status in known {
+                    let _ = writeln!(w, "chatcrm_outbox_messages{{status=\"{status}\"}} {}", count(status));
+                }
+                for (status, n) in depth.by_status.iter().filter(|(s, _)| !known.contains(&s.as_str())) {
                     let _ = writeln!(w, "chatcrm_outbox_messages{{status=\"{status}\"}} {n}");
                 }
                 header(

@@ -483,6 +483,99 @@ async fn metrics_count_callbacks_messages_and_queues(db: Db) {
 
 both_backends!(metrics_count_callbacks_messages_and_queues);
 
+/// `/metrics` counts the outbox's delivery results and shows its depth by status: through the
+/// real dispatcher against the mock WeCom, one message fails once (-1, retried later) and one
+/// goes to a user WeCom does not know (81013, dead-lettered); once the clock passes the retry,
+/// the first is sent.
+async fn metrics_count_outbox_deliveries_and_depth(db: Db) {
+    use chatcrm::outbox::{Kind, OutMessage, Outgoing, Target};
+    let w = world(db.clone()).await;
+    let mock = chatcrm::platform::wecom::mock::MockWecom::start().await;
+    let (s, _) = against_mock(&w, &mock).await;
+    let clock = chatcrm::clock::Clock::fixed(t0());
+    let server = Server::start_with_clock(s, db.clone(), clock.clone()).await;
+    let scrape = || async {
+        let r = server.get("/metrics").await;
+        assert_eq!(r.status, 200);
+        r.body
+    };
+    let value = |body: &str, series: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{body}"))
+    };
+    let figures = |body: &str| {
+        [
+            r#"chatcrm_outbox_deliveries_total{result="sent"}"#,
+            r#"chatcrm_outbox_deliveries_total{result="retry"}"#,
+            r#"chatcrm_outbox_deliveries_total{result="dead"}"#,
+            r#"chatcrm_outbox_messages{status="pending"}"#,
+            r#"chatcrm_outbox_messages{status="sent"}"#,
+            r#"chatcrm_outbox_messages{status="dead"}"#,
+        ]
+        .map(|series| value(body, series))
+    };
+    // Every series is there, at 0, before anything was queued.
+    assert_eq!(figures(&scrape().await), [0.0; 6]);
+
+    mock.script(vec![chatcrm::platform::wecom::mock::Fault::Errcode(-1)]);
+    mock.mark_invalid_user("ghost");
+    let queue = |key: &'static str, recipient: &'static str| {
+        let (db, org) = (db.clone(), w.org.id);
+        async move {
+            let target = Target { platform: "wecom".into(), app: "sales".into(), recipient: recipient.into() };
+            let message = OutMessage::text(format!("提醒 {key}"));
+            let out = Outgoing {
+                org_id: Some(org),
+                user_id: None,
+                kind: Kind::Notice,
+                target: &target,
+                message: &message,
+                dedupe_key: key,
+                not_before: t0(),
+            };
+            let mut tx = db.begin().await.expect("begin");
+            assert!(chatcrm::outbox::enqueue(&mut tx, &out, t0()).await.expect("enqueue"));
+            tx.commit().await.expect("commit");
+        }
+    };
+    // Polls `/metrics` until `done` holds of the figures (the dispatcher polls every 500 ms).
+    let until = |done: fn(&[f64; 6]) -> bool| {
+        let scrape = &scrape;
+        async move {
+            let mut body = String::new();
+            for _ in 0..200 {
+                body = scrape().await;
+                if done(&figures(&body)) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            body
+        }
+    };
+    // One at a time, so the scripted failure meets the first.
+    queue("m1", "zhangsan").await;
+    let body = until(|f| f[1] == 1.0).await;
+    assert_eq!(figures(&body), [0.0, 1.0, 0.0, 1.0, 0.0, 0.0], "{body}");
+    queue("m2", "ghost").await;
+    let body = until(|f| f[2] == 1.0).await;
+    assert_eq!(figures(&body), [0.0, 1.0, 1.0, 1.0, 0.0, 1.0], "{body}");
+    assert_eq!(value(&body, "chatcrm_outbox_oldest_due_seconds"), 0.0, "the retry is not due yet");
+
+    // Past the retry's time: it is due, and sent.
+    clock.advance(chrono::Duration::hours(1));
+    let body = until(|f| f[0] == 1.0).await;
+    assert_eq!(figures(&body), [1.0, 1.0, 1.0, 0.0, 1.0, 1.0], "{body}");
+    let sent: Vec<_> = mock.received().into_iter().filter_map(|r| r.touser).collect();
+    assert_eq!(sent, ["zhangsan"]);
+    server.stop().await;
+    mock.stop().await;
+}
+
+both_backends!(metrics_count_outbox_deliveries_and_depth);
+
 /// Per-sender rate limit through real callbacks: past the burst the sender is told once, further
 /// messages are acknowledged without being acted on (nothing stored), a redelivery of a message
 /// handled earlier still gets its stored answer, other senders are served, and the bucket refills.
