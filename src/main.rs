@@ -12,6 +12,7 @@ use chatcrm::crm::users::NewUser;
 use chatcrm::crm::{self, Actor, Ctx, Role, Via};
 use chatcrm::platform::console;
 use chatcrm::startup::{self, Application};
+use chatcrm::store::outbox::STATUSES as OUTBOX_STATUSES;
 
 #[derive(Parser)]
 #[command(name = "chatcrm", version, about = "A CRM for sales teams, used from enterprise chat")]
@@ -733,8 +734,6 @@ enum TokensCmd {
     /// Revoke a token by id: it stops working at once.
     Revoke { id: i64 },
 }
-
-const OUTBOX_STATUSES: [&str; 4] = ["pending", "sent", "dead", "dropped"];
 
 /// A count flag: a whole number of at least 1.
 fn positive(s: &str) -> Result<i64, String> {

@@ -187,7 +187,7 @@ impl Metrics {
                 header(w, "chatcrm_outbox_messages", "gauge", "Outbox messages by status (all instances).");
                 // Every status, 0 when none: a series that appears only once it is non-zero
                 // makes `rate()` and absence alerts miss its first change.
-                let known = ["pending", "sent", "dead", "dropped"];
+                let known = crate::store::outbox::STATUSES;
                 let count = |status: &str| depth.by_status.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
                 for status in known {
                     let _ = writeln!(w, "chatcrm_outbox_messages{{status=\"{status}\"}} {}", count(status));

@@ -144,18 +144,19 @@ impl Application {
         let result = Self::serve(self.listener, app, signal, rx, grace).await;
         // Acknowledged messages still queued (a slow or failing database) would be lost with the
         // process: the platform will not send them again.
-        let left = grace.saturating_sub(began.get().map_or(std::time::Duration::ZERO, |t| t.elapsed()));
-        let unfinished = bot.drain(left).await;
+        // One grace period for all of it.
+        let left = || grace.saturating_sub(began.get().map_or(std::time::Duration::ZERO, |t| t.elapsed()));
+        let unfinished = bot.drain(left()).await;
         if unfinished > 0 {
             tracing::error!(
                 unfinished,
                 ?grace,
-                "stopping with messages not yet stored; those already acknowledged to their platform are lost"
+                "stopping with messages not yet stored: those acknowledged to their platform are lost, the others it sends again"
             );
         }
         // The scheduler and dispatcher finish the batch they are in.
         for w in workers {
-            let _ = tokio::time::timeout(grace, w).await;
+            let _ = tokio::time::timeout(left(), w).await;
         }
         result
     }

@@ -140,9 +140,10 @@ struct Unfinished {
     none_left: tokio::sync::Notify,
 }
 
-/// One message's share of [`Unfinished`], held by its [`Job`]: whatever ends the job (answered,
-/// given up, a panicking batch, a closed queue) ends its count.
-struct Counted(Arc<Unfinished>);
+/// One message's share of [`Unfinished`], held by its [`Job`] (whatever ends the job, answered,
+/// given up, a panicking batch or a closed queue, ends its count), or by a caller from before the
+/// job exists ([`Bot::unfinished`]).
+pub struct Counted(Arc<Unfinished>);
 
 impl Counted {
     fn new(unfinished: &Arc<Unfinished>) -> Self {
@@ -441,6 +442,12 @@ impl Bot {
 
     pub fn db(&self) -> &Db {
         &self.core.db
+    }
+
+    /// Counts a message as unfinished until the guard is dropped, for a caller that may
+    /// acknowledge it before it reaches the queue (see [`Bot::drain`]).
+    pub fn unfinished(&self) -> Counted {
+        Counted::new(&self.core.unfinished)
     }
 
     /// Waits, at most `timeout`, until every message submitted so far is finished: stored and

@@ -82,7 +82,14 @@ pub(super) async fn reply_in_time(
     }
     let work = {
         let (bot, delivery) = (bot.clone(), delivery.clone());
-        async move { bot.handle_with_delivery(&msg, special, delivery).await }
+        // Counted from now: the platform may be told the message was received before the task
+        // has queued it, and shutdown must still wait for it.
+        let unfinished = bot.unfinished();
+        async move {
+            let reply = bot.handle_with_delivery(&msg, special, delivery).await;
+            drop(unfinished);
+            reply
+        }
     };
     let mut handle = tokio::spawn(work);
     let finished = match tokio::time::timeout(deadline, &mut handle).await {

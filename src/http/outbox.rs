@@ -9,10 +9,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
-use crate::store::outbox::{self, OutboxRow};
+use crate::store::outbox::{self, OutboxRow, STATUSES};
 
-/// The statuses a message can have, in queue order.
-pub const STATUSES: [&str; 4] = ["pending", "sent", "dead", "dropped"];
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 

@@ -212,6 +212,9 @@ pub async fn drop_message(tx: &mut Tx, id: i64) -> sqlx::Result<bool> {
     .map(|r| r.rows_affected() == 1))
 }
 
+/// The statuses a message can have, in queue order (the table's CHECK constraint).
+pub const STATUSES: [&str; 4] = ["pending", "sent", "dead", "dropped"];
+
 /// Messages per status.
 pub async fn counts(tx: &mut Tx) -> sqlx::Result<Vec<(String, i64)>> {
     run!(tx, |c| sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status")

@@ -491,7 +491,9 @@ async fn metrics_count_outbox_deliveries_and_depth(db: Db) {
     use chatcrm::outbox::{Kind, OutMessage, Outgoing, Target};
     let w = world(db.clone()).await;
     let mock = chatcrm::platform::wecom::mock::MockWecom::start().await;
-    let (s, _) = against_mock(&w, &mock).await;
+    let (mut s, _) = against_mock(&w, &mock).await;
+    // Only the outbox: no scheduled job may queue anything when the clock moves.
+    s.schedule = s.schedule.without_jobs();
     let clock = chatcrm::clock::Clock::fixed(t0());
     let server = Server::start_with_clock(s, db.clone(), clock.clone()).await;
     let scrape = || async {
@@ -517,7 +519,9 @@ async fn metrics_count_outbox_deliveries_and_depth(db: Db) {
         .map(|series| value(body, series))
     };
     // Every series is there, at 0, before anything was queued.
-    assert_eq!(figures(&scrape().await), [0.0; 6]);
+    let body = scrape().await;
+    assert_eq!(figures(&body), [0.0; 6]);
+    assert_eq!(value(&body, r#"chatcrm_outbox_messages{status="dropped"}"#), 0.0);
 
     mock.script(vec![chatcrm::platform::wecom::mock::Fault::Errcode(-1)]);
     mock.mark_invalid_user("ghost");
