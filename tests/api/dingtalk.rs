@@ -51,6 +51,18 @@ async fn world(db: Db) -> World {
     w
 }
 
+/// Posts a robot callback to the server as DingTalk does.
+async fn post_robot(server: &Server, cb: &RobotCallback) -> super::http::Resp {
+    let req = server
+        .client
+        .post(server.url(PATH))
+        .header("timestamp", &cb.timestamp)
+        .header("sign", &cb.sign)
+        .header("content-type", "application/json")
+        .body(cb.body.clone());
+    server.send(req).await
+}
+
 struct Dingtalk {
     server: Server,
     mock: MockDingtalk,
@@ -74,15 +86,7 @@ impl Dingtalk {
     }
 
     async fn post(&self, cb: &RobotCallback) -> super::http::Resp {
-        let req = self
-            .server
-            .client
-            .post(self.server.url(PATH))
-            .header("timestamp", &cb.timestamp)
-            .header("sign", &cb.sign)
-            .header("content-type", "application/json")
-            .body(cb.body.clone());
-        self.server.send(req).await
+        post_robot(&self.server, cb).await
     }
 
     /// What arrived at one session webhook.
@@ -704,14 +708,7 @@ async fn shutdown_waits_for_an_acknowledged_message() {
     let lock = super::shutdown::hold_write_lock(&db.url).await;
     let ms = t0().timestamp_millis();
     let cb = sim.text("zhangsan", "新客户 海尔智家", "drain1", None, ms, Some(&mock.session_url("drain1")));
-    let req = server
-        .client
-        .post(server.url(PATH))
-        .header("timestamp", &cb.timestamp)
-        .header("sign", &cb.sign)
-        .header("content-type", "application/json")
-        .body(cb.body.clone());
-    let r = server.send(req).await;
+    let r = post_robot(&server, &cb).await;
     assert_eq!((r.status, r.body.as_str()), (200, ""), "acknowledged");
 
     server.signal_shutdown();
@@ -752,14 +749,7 @@ async fn late_robot_message_is_stored_once(busy_timeout_ms: Option<u64>, hold: S
     let lock = super::shutdown::hold_write_lock(&db.url).await;
     let ms = t0().timestamp_millis();
     let cb = sim.text("zhangsan", "新客户 海尔智家", "late1", None, ms, Some(&mock.session_url("late1")));
-    let req = server
-        .client
-        .post(server.url(PATH))
-        .header("timestamp", &cb.timestamp)
-        .header("sign", &cb.sign)
-        .header("content-type", "application/json")
-        .body(cb.body.clone());
-    let r = server.send(req).await;
+    let r = post_robot(&server, &cb).await;
     assert_eq!((r.status, r.body.as_str()), (200, ""), "acknowledged");
     tokio::time::sleep(hold).await;
     super::shutdown::release_write_lock(lock).await;
