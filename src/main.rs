@@ -999,7 +999,11 @@ async fn serve(settings: Settings) -> Result<()> {
         tracing::info!("console: http://{addr}/console");
     }
     app.run_until(startup::shutdown_signal()).await?;
-    db.close().await;
+    // Closing waits for every connection to come back; one held by a task still stuck on the
+    // database (past the grace period) must not keep the process from exiting.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), db.close()).await.is_err() {
+        tracing::warn!("a database connection was still in use after 5 s; exiting without closing it");
+    }
     tracing::info!("stopped");
     Ok(())
 }
