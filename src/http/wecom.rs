@@ -48,7 +48,7 @@ async fn verify(
 ) -> Result<String, ApiError> {
     let app = app_of(&state, &name)?;
     let q = query(q)?;
-    wecom::verify_url(&app, &q, state.clock.now(), state.wecom.timestamp_window_secs).map_err(reject)
+    wecom::verify_url(&app.crypto, &q, state.clock.now(), state.wecom.timestamp_window_secs).map_err(reject)
 }
 
 async fn verify_robot(
@@ -58,10 +58,7 @@ async fn verify_robot(
 ) -> Result<String, ApiError> {
     let app = app_of(&state, &name)?;
     let q = query(q)?;
-    let echostr = q.echostr.as_deref().ok_or_else(|| ApiError::BadRequest("malformed", "echostr is missing".into()))?;
-    app.robot_crypto
-        .verify_url(&q.msg_signature, &q.timestamp, &q.nonce, echostr)
-        .map_err(|e| reject(CallbackError::from(e)))
+    wecom::verify_url(&app.robot_crypto, &q, state.clock.now(), state.wecom.timestamp_window_secs).map_err(reject)
 }
 
 fn body_text(body: &Bytes) -> Result<&str, ApiError> {
@@ -86,12 +83,19 @@ async fn receive(
     let q = query(q)?;
     let now = state.clock.now();
     let inbound = wecom::open(&app, &q, body_text(&body)?, now, state.wecom.timestamp_window_secs).map_err(reject)?;
-    if state.wecom.self_register && !inbound.from().is_empty() {
+    let action = wecom::action(&app, &inbound, now);
+    // Only someone who talks to the bot becomes a rep: not the sender of an event we ignore (a
+    // link opened), nor WeCom itself (`sys` sends contact and approval changes).
+    if state.wecom.self_register
+        && !matches!(action, Action::Ignore)
+        && !inbound.from().is_empty()
+        && inbound.from() != wecom::SYSTEM_SENDER
+    {
         callback::self_register(&state, wecom::PLATFORM, &app.cfg.org, &app.cfg.corp_id, inbound.from())
             .await
             .map_err(|e| ApiError::from_crm(e, crm::Lang::Zh))?;
     }
-    let (msg, special) = match wecom::action(&app, &inbound, now) {
+    let (msg, special) = match action {
         Action::Ignore => return Ok(StatusCode::OK.into_response()),
         Action::Text(msg) => (msg, None),
         Action::Fixed(msg, text) => (msg, Some(Special::Reply(text))),
@@ -103,9 +107,14 @@ async fn receive(
     // A passive reply carries one text of at most 2,048 bytes: the first part goes back now, the
     // rest (split on line boundaries) through the outbox.
     let delivery = Delivery::new(reply_target(&app, inbound.from()), wecom::PASSIVE_REPLY_MAX_BYTES);
+    let passive = inbound.takes_passive_reply();
+    if !passive {
+        // WeCom would drop a passive reply to this event: the whole answer is pushed.
+        delivery.push_only();
+    }
     let deadline = state.wecom.reply_deadline;
     match callback::reply_in_time(&state.bot, msg, special, deadline, Redelivery::Retried, delivery.clone()).await? {
-        Some(reply) if !reply.text.is_empty() => {
+        Some(reply) if passive && !reply.text.is_empty() => {
             let first = delivery.passive_part(&reply.text);
             Ok(xml_response(wecom::passive_reply(&app, &inbound, &first, now, &q.nonce)))
         }
@@ -133,7 +142,8 @@ async fn receive_robot(
         .map_err(reject)?;
     let m = xml::decode_robot(&plain, app.cfg.robot_name.as_deref())
         .map_err(|e| reject(CallbackError::Malformed(e.to_string())))?;
-    if m.msg_type != "text" || m.text.trim().is_empty() {
+    // `mixed` is text with pictures: its text parts are the message.
+    if !matches!(m.msg_type.as_str(), "text" | "mixed") || m.text.trim().is_empty() {
         return Ok(StatusCode::OK.into_response());
     }
     let msg = crate::bot::IncomingMessage {

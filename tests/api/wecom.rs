@@ -226,9 +226,19 @@ both_backends!(
 );
 
 /// The 完成 / 推迟 buttons of a reminder card arrive as `template_card_event` callbacks and run
-/// the commands they stand for, as the rep who pressed them.
+/// the commands they stand for, as the rep who pressed them. WeCom shows no passive reply to that
+/// event (PLATFORMS.md 1.8): the callback gets an empty 200 and the answer is pushed.
 async fn reminder_card_buttons_complete_and_snooze(db: Db) {
-    let t = Wecom::start(db, false).await;
+    let w = world(db.clone()).await;
+    let mock = chatcrm::platform::wecom::mock::MockWecom::start().await;
+    let (mut s, sim) = against_mock(&w, &mock).await;
+    s.schedule = s.schedule.without_jobs();
+    let creds = chatcrm::platform::wecom::mock::MockWecom::credentials();
+    let mut tx = w.tx().await;
+    let sys = Ctx::new(Actor::system(w.org.id), Via::Cli, t0());
+    crm::users::link_identity(&mut tx, &sys, w.r2.id, "wecom", &creds.corp_id, "lisi").await.expect("link");
+    tx.commit().await.expect("commit");
+    let t = Wecom { server: Server::start(s, db).await, sim, w };
     t.say("zhangsan", "提醒 明天下午3点 给海尔打电话", "1").await;
     t.say("zhangsan", "提醒 明天上午10点 发报价", "2").await;
     let mut tx = t.w.tx().await;
@@ -237,12 +247,28 @@ async fn reminder_card_buttons_complete_and_snooze(db: Db) {
     drop(tx);
     assert!(today.due_today.is_empty());
     let ts = t0().timestamp();
-    let open = |r: super::http::Resp| t.sim.open_reply(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body));
-    let r = t.post(&t.sim.event("zhangsan", "template_card_event", Some("done-1"), ts + 5)).await;
-    assert!(open(r).contains("已完成任务 #1"));
+    // Presses a button: an empty 200, then the answer arrives as an app message to `user`.
+    let press = |user: &'static str, key: &'static str, at: i64| {
+        let t = &t;
+        let mock = &mock;
+        async move {
+            let before = mock.received().len();
+            let r = t.post(&t.sim.event(user, "template_card_event", Some(key), at)).await;
+            assert_eq!((r.status, r.body.as_str()), (200, ""), "{key}: no passive reply to a card event");
+            for _ in 0..200 {
+                let got: Vec<_> = mock.received().into_iter().skip(before).collect();
+                if let Some(m) = got.first() {
+                    assert_eq!(m.touser.as_deref(), Some(user));
+                    return m.content().unwrap_or_default().to_string();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            panic!("{key}: nothing pushed to {user}");
+        }
+    };
+    assert!(press("zhangsan", "done-1", ts + 5).await.contains("已完成任务 #1"));
     // Pressed within the same second as the first: a different event, not a retry of it.
-    let r = t.post(&t.sim.event("zhangsan", "template_card_event", Some("snooze-2"), ts + 5)).await;
-    assert!(open(r).contains("已推迟任务 #2"));
+    assert!(press("zhangsan", "snooze-2", ts + 5).await.contains("已推迟任务 #2"));
     let mut tx = t.w.tx().await;
     let done = crm::tasks::get_task(&mut tx, &ctx, 1).await.expect("task 1");
     let moved = crm::tasks::get_task(&mut tx, &ctx, 2).await.expect("task 2");
@@ -250,11 +276,14 @@ async fn reminder_card_buttons_complete_and_snooze(db: Db) {
     assert_eq!(done.status, crm::TaskStatus::Done);
     assert_eq!(moved.due_at, t0() + chrono::Duration::days(1), "pushed one day from when the button was pressed");
     // Someone else's button, or a made-up key, changes nothing.
-    let r = t.post(&t.sim.event("lisi", "template_card_event", Some("done-2"), ts + 7)).await;
-    assert!(open(r).contains("不是你的任务"));
+    assert!(press("lisi", "done-2", ts + 7).await.contains("不是你的任务"));
+    let before = mock.received().len();
     let r = t.post(&t.sim.event("zhangsan", "template_card_event", Some("explode-2"), ts + 8)).await;
     assert_eq!((r.status, r.body.as_str()), (200, ""));
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(mock.received().len(), before, "nothing is answered to an unknown button");
     t.server.stop().await;
+    mock.stop().await;
 }
 
 /// The official URL-verification vector (PLATFORMS.md V-W1) through the real endpoint, with the
@@ -288,6 +317,89 @@ async fn official_echostr_handshake() {
     let _ = tx.send(());
     let _ = task.await;
 }
+
+/// The group robot's URL check uses the robot's crypto (receive id empty) and, like the app's,
+/// refuses a stale timestamp; a bad signature gets 401 too.
+#[tokio::test]
+async fn robot_url_check_verifies_signature_and_time() {
+    let t = TestDb::sqlite().await;
+    let server = Server::start(wecom_settings(false), t.db.clone()).await;
+    let robot = Simulator::new(TOKEN, KEY, "", AGENT).expect("robot simulator");
+    let path = format!("{PATH}/robot");
+    let get = |query: Vec<(&'static str, String)>| {
+        let req = server.client.get(server.url(&path)).query(&query);
+        server.send(req)
+    };
+    let r = get(robot.url_check("robot-echo-1", t0().timestamp(), "n1")).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "robot-echo-1"));
+    let r = get(robot.url_check("robot-echo-2", t0().timestamp() - 3600, "n2")).await;
+    assert_eq!(r.status, 401, "an hour-old URL check: {}", r.body);
+    let mut forged = robot.url_check("robot-echo-3", t0().timestamp(), "n3");
+    forged[0].1 = "0".repeat(40);
+    assert_eq!(get(forged).await.status, 401);
+    // The app's own crypto (receive id = corp id) is not the robot's.
+    let app = Simulator::new(TOKEN, KEY, CORP, AGENT).expect("app simulator");
+    assert_eq!(get(app.url_check("robot-echo-4", t0().timestamp(), "n4")).await.status, 400);
+    server.stop().await;
+}
+
+/// A group message mixing text and a picture (`MsgType` mixed) is handled by its text, like a
+/// text message: the asker gets the answer through the app, the group a note.
+async fn robot_mixed_message_is_handled_by_its_text(db: Db) {
+    let w = world(db.clone()).await;
+    let mock = chatcrm::platform::wecom::mock::MockWecom::start().await;
+    let (mut s, _) = against_mock(&w, &mock).await;
+    s.schedule = s.schedule.without_jobs();
+    let creds = chatcrm::platform::wecom::mock::MockWecom::credentials();
+    let server = Server::start(s, db).await;
+    let robot = Simulator::new(TOKEN, KEY, "", creds.agent_id).expect("robot simulator");
+    let plain = "<xml><ChatId><![CDATA[wrk-group]]></ChatId><ChatType>group</ChatType><From><UserId><![CDATA[zhangsan]]></UserId></From>\
+                 <MsgType><![CDATA[mixed]]></MsgType><MixedMessage><MsgItem><MsgType><![CDATA[text]]></MsgType><Text><Content>\
+                 <![CDATA[@chatcrm 新客户 海尔智家]]></Content></Text></MsgItem><MsgItem><MsgType><![CDATA[image]]></MsgType><Image>\
+                 <ImageUrl><![CDATA[http://p.qpic.cn/pic_wework/1/0]]></ImageUrl></Image></MsgItem></MixedMessage>\
+                 <MsgId><![CDATA[mixed-1]]></MsgId></xml>";
+    let cb = robot.envelope(plain, t0().timestamp(), "nm1");
+    let r = server.send(server.client.post(server.url(&format!("{PATH}/robot?{}", cb.query))).body(cb.body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let note = robot.open_reply(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body));
+    assert!(!note.contains("海尔"), "the group's note carries no data: {note}");
+    assert_eq!(w.count("customers").await, 1, "the customer was created");
+    let pushed = pushes(&mock).await;
+    assert!(
+        pushed
+            .iter()
+            .any(|p| p.touser.as_deref() == Some("zhangsan") && p.content().is_some_and(|c| c.contains("海尔智家"))),
+        "{pushed:?}"
+    );
+    server.stop().await;
+    mock.stop().await;
+}
+
+both_backends!(robot_mixed_message_is_handled_by_its_text);
+
+/// With self-registration on, only someone who talks to the bot becomes a rep: not WeCom itself
+/// (`sys` sends contact changes), nor someone who only opened a menu link.
+async fn self_registration_ignores_system_and_ignored_events(db: Db) {
+    let t = Wecom::start(db, true).await;
+    let users = t.w.count("users").await;
+    let ts = t0().timestamp();
+    for cb in [
+        t.sim.event("sys", "change_contact", None, ts),
+        t.sim.event("newbie", "view", Some("https://example.com/crm"), ts + 1),
+    ] {
+        let r = t.post(&cb).await;
+        assert_eq!((r.status, r.body.as_str()), (200, ""));
+    }
+    assert_eq!(t.w.count("users").await, users, "no rep made for an event the bot ignores");
+    assert_eq!(t.w.count("inbox").await, 0);
+    // Talking to the bot does register (the setting is on).
+    let reply = t.say("newbie", "今天", "9901").await;
+    assert!(!reply.is_empty());
+    assert_eq!(t.w.count("users").await, users + 1);
+    t.server.stop().await;
+}
+
+both_backends!(self_registration_ignores_system_and_ignored_events);
 
 /// Settings whose WeCom app talks to `mock`, with r1 linked to the mock corp as `zhangsan`.
 async fn against_mock(w: &World, mock: &chatcrm::platform::wecom::mock::MockWecom) -> (Settings, Simulator) {

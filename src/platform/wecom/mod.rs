@@ -20,6 +20,10 @@ use xml::Inbound;
 
 pub const PLATFORM: &str = "wecom";
 
+/// The `FromUserName` of callbacks WeCom itself sends (contact, approval and customer-service
+/// changes), not a member.
+pub const SYSTEM_SENDER: &str = "sys";
+
 /// WeCom's limit for a text message's content, in UTF-8 bytes.
 pub const PASSIVE_REPLY_MAX_BYTES: usize = 2048;
 
@@ -127,11 +131,18 @@ fn check_timestamp(q: &CallbackQuery, now: DateTime<Utc>, window: i64) -> Result
     Ok(())
 }
 
-/// GET handshake: verify and decrypt `echostr`.
-pub fn verify_url(app: &App, q: &CallbackQuery, now: DateTime<Utc>, window: i64) -> Result<String, CallbackError> {
-    check_timestamp(q, now, window)?;
+/// GET handshake: verify and decrypt `echostr` (with the app's or the group robot's crypto).
+/// Signature before freshness, as for messages.
+pub fn verify_url(
+    crypto: &WecomCrypto,
+    q: &CallbackQuery,
+    now: DateTime<Utc>,
+    window: i64,
+) -> Result<String, CallbackError> {
     let echostr = q.echostr.as_deref().ok_or_else(|| CallbackError::Malformed("echostr is missing".into()))?;
-    Ok(app.crypto.verify_url(&q.msg_signature, &q.timestamp, &q.nonce, echostr)?)
+    let plain = crypto.verify_url(&q.msg_signature, &q.timestamp, &q.nonce, echostr)?;
+    check_timestamp(q, now, window)?;
+    Ok(plain)
 }
 
 /// Checks the signature, then freshness, then decrypts (app and group-robot callbacks alike).

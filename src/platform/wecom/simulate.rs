@@ -38,6 +38,15 @@ impl Simulator {
         Callback { query: format!("msg_signature={signature}&timestamp={ts}&nonce={nonce}"), body }
     }
 
+    /// The query of the GET handshake that checks the callback URL: `echo` encrypted as
+    /// `echostr`, signed. Pairs, to be URL-encoded by the caller.
+    pub fn url_check(&self, echo: &str, timestamp: i64, nonce: &str) -> Vec<(&'static str, String)> {
+        let echostr = self.crypto.encrypt(echo);
+        let ts = timestamp.to_string();
+        let signature = self.crypto.signature(&ts, nonce, &echostr);
+        vec![("msg_signature", signature), ("timestamp", ts), ("nonce", nonce.to_string()), ("echostr", echostr)]
+    }
+
     pub fn text(&self, from_user: &str, content: &str, msg_id: &str, timestamp: i64) -> Callback {
         let plain = format!(
             "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content>{}</Content><MsgId>{msg_id}</MsgId><AgentID>{}</AgentID></xml>",

@@ -138,6 +138,26 @@ impl Inbound {
         }
     }
 
+    /// Whether WeCom shows a passive reply to this callback (PLATFORMS.md 1.8): user messages and
+    /// a few events; for any other event (a card button's `template_card_event`, contact changes)
+    /// it drops the reply, so the answer must be pushed.
+    pub fn takes_passive_reply(&self) -> bool {
+        match self {
+            Inbound::Event { event, .. } => matches!(
+                event.as_str(),
+                "subscribe"
+                    | "enter_agent"
+                    | "LOCATION"
+                    | "click"
+                    | "view"
+                    | "view_miniprogram"
+                    | "scancode_waitmsg"
+                    | "template_card_menu_event"
+            ),
+            _ => true,
+        }
+    }
+
     /// Dedupe key for WeCom's re-deliveries (PLATFORMS.md 1.6, 6): `MsgId` for messages,
     /// `"{from}:{create_time}:{event}"` for events (and for the rare message without a MsgId).
     pub fn dedupe_key(&self) -> String {
