@@ -332,7 +332,13 @@ impl Dispatcher {
         let mut handles = Vec::with_capacity(rows.len());
         for (row, held) in rows.iter().zip(held) {
             if let Some(after) = held {
-                let error = format!("rate limit of {} `{}` reached; held back", row.platform, row.recipient);
+                // A robot's recipient is its webhook key, a credential: it stays out of the error,
+                // which is logged and stored.
+                let who = match row.platform.as_str() {
+                    WECOM_ROBOT => crate::platform::wecom::client::robot_label(&row.recipient),
+                    _ => row.recipient.clone(),
+                };
+                let error = format!("rate limit of {} `{who}` reached; held back", row.platform);
                 handles.push(Err(Outcome::Retry { error, after: Some(after), attempted: false }));
                 continue;
             }

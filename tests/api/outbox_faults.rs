@@ -167,6 +167,9 @@ async fn per_recipient_limits_spread_a_burst_instead_of_losing_it(db: Db) {
     tx.commit().await.expect("commit");
     assert_eq!(pending.len(), 10 + 5);
     assert!(pending.iter().all(|m| m.attempts == 0 && m.next_attempt_at > t0()), "held back, not failed: {pending:?}");
+    // The robot's webhook key is a credential: not in the stored error.
+    assert!(pending.iter().all(|m| !m.last_error.as_deref().unwrap_or_default().contains("team-a")), "{pending:?}");
+    assert!(pending.iter().any(|m| m.last_error.as_deref().is_some_and(|e| e.contains("robot-"))), "{pending:?}");
     // Not a second early.
     clock.set(t0() + Duration::seconds(59));
     assert_eq!(outbox.drain().await.expect("drain").sent, 0);

@@ -1175,8 +1175,8 @@ fn parse_webhook(webhook_url: &str) -> Result<(reqwest::Url, String), PushError>
     Ok((url, robot))
 }
 
-/// A stable, non-secret name for a robot in logs.
-fn robot_label(robot: &str) -> String {
+/// A stable, non-secret name for a robot (its webhook key is a credential) in logs and errors.
+pub fn robot_label(robot: &str) -> String {
     let mut hasher = DefaultHasher::new();
     robot.hash(&mut hasher);
     format!("robot-{:08x}", hasher.finish() & 0xffff_ffff)
