@@ -1,7 +1,9 @@
 //! Delivers queued messages: claim a batch with a lease, send concurrently, record the outcomes.
 //!
 //! At least once: a message is marked sent only after the platform accepted it, so a crash between
-//! the two sends it again once the lease expires. WeCom app messages carry
+//! the two sends it again once the lease expires. A live instance never sends a row past its
+//! claim: sends start only in the lease's first half and are cut off before it ends
+//! ([`spawn_send`]). WeCom app messages carry
 //! `enable_duplicate_check`, with which WeCom drops that second copy; console messages are
 //! delivered inside the transaction that marks them sent, so they arrive exactly once.
 
@@ -126,10 +128,44 @@ fn limits(platform: &str) -> &'static [(i64, usize)] {
     }
 }
 
-/// Why a send task failed: the WeCom client's own errors, or another platform's.
+/// Why a send task failed: the WeCom client's own errors, or another platform's, or the claim.
 enum Failed {
     Wecom(PushError),
     Other(PushFailure),
+    /// Not started: half the claim's lease had passed while it waited for a send slot.
+    Unsent,
+    /// Cut off as the claim's lease ran out; it may have been delivered.
+    CutOff,
+}
+
+/// When the sends of one claimed batch may start and must end (see [`spawn_send`]).
+#[derive(Clone, Copy)]
+struct LeaseWindow {
+    start_by: tokio::time::Instant,
+    end_by: tokio::time::Instant,
+}
+
+impl LeaseWindow {
+    fn from_claim(claimed_at: tokio::time::Instant, lease: Duration) -> Self {
+        Self { start_by: claimed_at + lease / 2, end_by: claimed_at + lease.mul_f64(0.9) }
+    }
+}
+
+/// Runs one send of a claimed batch inside the claim: once the lease has run out another instance
+/// may claim the row and send it too. A send still waiting for a slot when half the lease has
+/// passed is not started (the row waits for the next claim, without using up an attempt), and one
+/// still running near the lease's end is cut off and retried later.
+fn spawn_send<F>(limit: Arc<Semaphore>, window: LeaseWindow, send: F) -> tokio::task::JoinHandle<Result<(), Failed>>
+where
+    F: std::future::Future<Output = Result<(), Failed>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _permit = limit.acquire_owned().await;
+        if tokio::time::Instant::now() >= window.start_by {
+            return Err(Failed::Unsent);
+        }
+        tokio::time::timeout_at(window.end_by, send).await.unwrap_or(Err(Failed::CutOff))
+    })
 }
 
 /// A DingTalk or Feishu push client.
@@ -200,6 +236,8 @@ impl Dispatcher {
     pub async fn run_once(&self) -> Result<DispatchReport, sqlx::Error> {
         let now = self.clock.now();
         let lease = chrono::Duration::from_std(self.cfg.lease).unwrap_or(chrono::Duration::seconds(60));
+        // Real time, not the (possibly fixed) clock: it bounds how long this instance sends.
+        let window = LeaseWindow::from_claim(tokio::time::Instant::now(), self.cfg.lease);
         let rows = {
             let mut tx = self.db.begin_claim().await?;
             let rows = store::outbox::claim(&mut tx, now, now + lease, &self.instance, self.cfg.batch).await?;
@@ -211,7 +249,7 @@ impl Dispatcher {
             return Ok(report);
         }
         let held = self.over_limit(&rows, now).await?;
-        let outcomes = self.send_all(&rows, held).await;
+        let outcomes = self.send_all(&rows, held, window).await;
         let now = self.clock.now();
         let mut tx = self.db.begin_claim().await?;
         // Platform sends that succeeded are marked in one statement; the rest one by one.
@@ -327,7 +365,7 @@ impl Dispatcher {
         Ok(held)
     }
 
-    async fn send_all(&self, rows: &[OutboxRow], held: Vec<Option<Duration>>) -> Vec<Outcome> {
+    async fn send_all(&self, rows: &[OutboxRow], held: Vec<Option<Duration>>, window: LeaseWindow) -> Vec<Outcome> {
         let limit = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
         let mut handles = Vec::with_capacity(rows.len());
         for (row, held) in rows.iter().zip(held) {
@@ -352,9 +390,8 @@ impl Dispatcher {
                     continue;
                 };
                 let (db, row, now, limit) = (self.db.clone(), row.clone(), self.clock.now(), limit.clone());
-                handles.push(Ok(tokio::spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    webhooks::deliver(&db, &sender, &row, now).await.map_err(Failed::Other)
+                handles.push(Ok(spawn_send(limit, window, async move {
+                    webhooks::deliver(&db, &sender, &row, now).await.map(|_| ()).map_err(Failed::Other)
                 })));
                 continue;
             }
@@ -373,8 +410,7 @@ impl Dispatcher {
                         continue;
                     };
                     let (to, limit) = (row.recipient.clone(), limit.clone());
-                    handles.push(Ok(tokio::spawn(async move {
-                        let _permit = limit.acquire_owned().await;
+                    handles.push(Ok(spawn_send(limit, window, async move {
                         client.send(&to, &wecom_message(&message)).await.map(|_| ()).map_err(Failed::Wecom)
                     })));
                 }
@@ -385,10 +421,9 @@ impl Dispatcher {
                     };
                     let (key, limit) = (row.recipient.clone(), limit.clone());
                     let msg = robot_message(&message);
-                    handles.push(Ok(tokio::spawn(async move {
-                        let _permit = limit.acquire_owned().await;
+                    handles.push(Ok(spawn_send(limit, window, async move {
                         let url = format!("{base}/cgi-bin/webhook/send?key={key}");
-                        client.send(&url, &msg).await.map_err(Failed::Wecom)
+                        client.send(&url, &msg).await.map(|_| ()).map_err(Failed::Wecom)
                     })));
                 }
                 dingtalk::PLATFORM | feishu::PLATFORM => {
@@ -403,15 +438,14 @@ impl Dispatcher {
                         continue;
                     };
                     let (to, limit, key) = (row.recipient.clone(), limit.clone(), row.dedupe_key.clone());
-                    handles.push(Ok(tokio::spawn(async move {
-                        let _permit = limit.acquire_owned().await;
+                    handles.push(Ok(spawn_send(limit, window, async move {
                         let sent = match pusher {
                             Pushers::Dingtalk(p) => p.deliver(&to, &message).await,
                             // The row's key makes Feishu's `uuid`: a resend is dropped, two
                             // different messages with equal text are not.
                             Pushers::Feishu(p) => p.deliver_keyed(&to, &message, Some(&key)).await,
                         };
-                        sent.map_err(Failed::Other)
+                        sent.map(|_| ()).map_err(Failed::Other)
                     })));
                 }
                 other => handles.push(Err(Outcome::Fatal(format!("unknown platform `{other}`")))),
@@ -422,8 +456,18 @@ impl Dispatcher {
             outcomes.push(match h {
                 Err(outcome) => outcome,
                 Ok(join) => match join.await {
-                    Ok(Ok(_)) => Outcome::Sent,
+                    Ok(Ok(())) => Outcome::Sent,
                     Ok(Err(Failed::Wecom(e))) => push_outcome(&e),
+                    Ok(Err(Failed::Unsent)) => Outcome::Retry {
+                        error: "not started before half its claim had passed; the next claim sends it".into(),
+                        after: Some(Duration::ZERO),
+                        attempted: false,
+                    },
+                    Ok(Err(Failed::CutOff)) => Outcome::Retry {
+                        error: "cut off as its claim ran out (it may have been delivered)".into(),
+                        after: None,
+                        attempted: true,
+                    },
                     Ok(Err(Failed::Other(PushFailure::Retry { error, after }))) => {
                         Outcome::Retry { error, after, attempted: true }
                     }

@@ -87,6 +87,7 @@ both_backends!(
     fatal_errors_dead_letter_and_retry_revives,
     per_recipient_limits_spread_a_burst_instead_of_losing_it,
     a_crashed_instances_lease_expires_and_another_sends,
+    a_slow_batch_stays_inside_its_claim,
     delivered_messages_are_pruned_after_the_keep_days_dead_ones_kept,
 );
 
@@ -209,6 +210,58 @@ async fn a_crashed_instances_lease_expires_and_another_sends(db: Db) {
     assert_eq!(b.drain().await.expect("drain").sent, 5);
     let got = cards(&mock.received());
     assert!(ids.iter().all(|id| got.get(id) == Some(&1)), "{got:?}");
+}
+
+/// A batch slower than its claim: once the lease has run out another instance may claim the same
+/// rows, so this one must not still be sending them. With a 4 s lease and one send at a time, each
+/// send taking 1.2 s, the third has not started when half the lease is gone: it is left unsent
+/// (pending, no attempt used) for the next claim, and delivered once by it. A send still running
+/// near the lease's end is cut off and counted as an attempt.
+async fn a_slow_batch_stays_inside_its_claim(db: Db) {
+    let w = World::new(db.clone()).await;
+    link(&w, &[&w.r1]).await;
+    let mock = MockWecom::start().await;
+    let clock = Clock::fixed(t0());
+    let ids = tasks(&w, &w.r1, 3, t0()).await;
+    let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), "one");
+    assert_eq!(sched.tick().await.expect("tick").reminders_fired, 3);
+    let cfg = DispatchConfig { lease: StdDuration::from_secs(4), concurrency: 1, ..DispatchConfig::default() };
+    let outbox = Dispatcher::new(
+        db.clone(),
+        clock.clone(),
+        "one",
+        Senders::default().with_wecom(APP, client(&mock, StdDuration::from_secs(10))),
+        cfg,
+    );
+    let slow = Fault::Delay(StdDuration::from_millis(1200));
+    mock.script(vec![slow.clone(), slow.clone(), slow]);
+    let first = outbox.run_once().await.expect("run");
+    assert_eq!((first.claimed, first.sent, first.retried, first.dead), (3, 2, 1, 0), "{first:?}");
+    assert_eq!(mock.send_attempts(), 2, "the third send was not started");
+    let mut tx = db.begin_read().await.expect("begin");
+    let left = chatcrm::store::outbox::list(&mut tx, "pending", 10).await.expect("list");
+    tx.commit().await.expect("commit");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].attempts, 0, "not started is not an attempt: {left:?}");
+    assert!(left[0].next_attempt_at <= clock.now(), "due again at once: {left:?}");
+    let second = outbox.run_once().await.expect("run");
+    assert_eq!((second.claimed, second.sent), (1, 1), "{second:?}");
+    let got = cards(&mock.received());
+    assert!(ids.iter().all(|id| got.get(id) == Some(&1)), "{got:?}");
+    assert_eq!((mock.send_attempts(), mock.duplicates_dropped()), (3, 0));
+
+    // A send that outlives the lease is cut off before it ends, and counted as an attempt.
+    tasks(&w, &w.r1, 1, t0()).await;
+    assert_eq!(sched.tick().await.expect("tick").reminders_fired, 1);
+    mock.script(vec![Fault::Delay(StdDuration::from_secs(6))]);
+    let cut = outbox.run_once().await.expect("run");
+    assert_eq!((cut.claimed, cut.sent, cut.retried), (1, 0, 1), "{cut:?}");
+    let mut tx = db.begin_read().await.expect("begin");
+    let left = chatcrm::store::outbox::list(&mut tx, "pending", 10).await.expect("list");
+    tx.commit().await.expect("commit");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].attempts, 1, "{left:?}");
+    assert!(left[0].last_error.as_deref().is_some_and(|e| e.contains("cut off")), "{left:?}");
 }
 
 async fn platform_faults_end_with_every_reminder_delivered_once(db: Db) {
