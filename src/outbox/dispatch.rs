@@ -563,6 +563,9 @@ fn push_outcome(e: &PushError) -> Outcome {
 fn robot_message(m: &OutMessage) -> RobotMessage {
     match &m.image_png {
         Some(png) => RobotMessage::Image { png: png.clone() },
+        // Written in the robot's markdown dialect (a digest to a group): sent as markdown, or
+        // its `<font>` and `###` would show as they are.
+        None if m.markdown => RobotMessage::Markdown(m.text.clone()),
         None => RobotMessage::text(m.text.clone()),
     }
 }

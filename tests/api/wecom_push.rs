@@ -904,6 +904,7 @@ mod images {
     both_backends!(
         an_image_message_reaches_a_wecom_user_once_through_token_expiry_5xx_and_a_timeout,
         an_image_message_reaches_a_robot_with_its_md5,
+        a_markdown_message_reaches_a_robot_as_markdown,
         an_image_message_for_the_console_is_stored_and_served,
     );
 
@@ -1044,6 +1045,31 @@ mod images {
         assert_eq!(got[0].1, png);
         assert_eq!(mock.robot_attempts(), 2, "the 500, then the delivery");
         assert_eq!(statuses(&db).await, vec![("sent".to_string(), 1)]);
+        mock.stop().await;
+    }
+
+    /// A markdown message (a digest in the robot's dialect) reaches a robot as markdown, so its
+    /// `<font>` and `###` render; plain text stays text.
+    async fn a_markdown_message_reaches_a_robot_as_markdown(db: Db) {
+        let w = World::new(db.clone()).await;
+        let mock = MockWecom::start().await;
+        let clock = Clock::fixed(t0());
+        let robot = RobotClient::new(StdDuration::from_secs(2)).expect("robot");
+        let outbox = Dispatcher::new(
+            db.clone(),
+            clock.clone(),
+            "one",
+            Senders::default().with_robot(robot, &mock.base_url()),
+            DispatchConfig::default(),
+        );
+        let target = Target { platform: "wecom_robot".into(), app: String::new(), recipient: "team-a".into() };
+        let md = "### 华东一组 日报\n拜访 <font color=\"info\">3</font>";
+        queue(&db, w.org.id, &target, &OutMessage::markdown(md), "robot-digest:1").await;
+        queue(&db, w.org.id, &target, &OutMessage::text("纯文本"), "robot-text:1").await;
+        deliver(&outbox, &clock, &db, 5).await;
+        let got: Vec<(String, String)> =
+            mock.received().iter().map(|r| (r.msgtype.clone(), r.content().unwrap_or_default().to_string())).collect();
+        assert_eq!(got, [("markdown".to_string(), md.to_string()), ("text".to_string(), "纯文本".to_string())]);
         mock.stop().await;
     }
 
