@@ -114,9 +114,25 @@ pub struct WecomApp {
     /// The group robot's name, stripped from "@name …" in group-robot callbacks.
     #[serde(default)]
     pub robot_name: Option<String>,
+    /// The group robot's own callback Token and EncodingAESKey, when its callback settings differ
+    /// from the app's (each robot has its own); unset, the app's are used.
+    #[serde(default, serialize_with = "ser_opt_secret")]
+    pub robot_token: Option<SecretString>,
+    #[serde(default, serialize_with = "ser_opt_secret")]
+    pub robot_encoding_aes_key: Option<SecretString>,
     /// Menu button keys → the chat text they send, e.g. { today = "今天" }.
     #[serde(default)]
     pub menu: std::collections::BTreeMap<String, String>,
+}
+
+impl WecomApp {
+    /// The group robot's callback Token and EncodingAESKey: its own, or else the app's.
+    pub fn robot_credentials(&self) -> (&str, &str) {
+        (
+            self.robot_token.as_ref().unwrap_or(&self.token).expose_secret(),
+            self.robot_encoding_aes_key.as_ref().unwrap_or(&self.encoding_aes_key).expose_secret(),
+        )
+    }
 }
 
 impl std::fmt::Debug for WecomApp {
@@ -143,8 +159,17 @@ impl Default for WecomSettings {
     }
 }
 
-fn ser_secret<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+/// Serialises a secret as its value (`chatcrm config` prints the effective settings for the
+/// operator who holds them).
+pub(crate) fn ser_secret<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
     ser.serialize_str(s.expose_secret())
+}
+
+pub(crate) fn ser_opt_secret<S: serde::Serializer>(s: &Option<SecretString>, ser: S) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => ser.serialize_some(s.expose_secret()),
+        None => ser.serialize_none(),
+    }
 }
 
 impl Default for Settings {
@@ -205,7 +230,8 @@ impl Settings {
         Ok(s)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// The checks [`Settings::load`] makes, for settings built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         fn bad(key: &'static str, env: &'static str, message: impl Into<String>) -> ConfigError {
             ConfigError::Invalid { key, env, message: message.into() }
         }
@@ -318,6 +344,17 @@ impl Settings {
                     env,
                     format!(
                         "app `{}`: token and the 43-character encoding_aes_key from the WeCom console are needed ({e})",
+                        app.name
+                    ),
+                ));
+            }
+            let (robot_token, robot_key) = app.robot_credentials();
+            if let Err(e) = crate::platform::wecom::crypto::WecomCrypto::new(robot_token, robot_key, "") {
+                return Err(bad(
+                    key,
+                    env,
+                    format!(
+                        "app `{}`: robot_token and the 43-character robot_encoding_aes_key of the group robot's callback are needed ({e})",
                         app.name
                     ),
                 ));

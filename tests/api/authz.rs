@@ -1311,6 +1311,8 @@ async fn group_replies_show_only_what_the_asker_may_see(db: Db) {
         token: SecretString::from(token),
         encoding_aes_key: SecretString::from(key),
         robot_name: Some("chatcrm".into()),
+        robot_token: None,
+        robot_encoding_aes_key: None,
         menu: Default::default(),
     };
     let feishu_app = FeishuApp {

@@ -23,6 +23,8 @@ fn wecom_app(secret: &str) -> WecomApp {
         token: SecretString::from("QDG6eK".to_string()),
         encoding_aes_key: SecretString::from("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C".to_string()),
         robot_name: None,
+        robot_token: None,
+        robot_encoding_aes_key: None,
         menu: Default::default(),
     }
 }

@@ -25,6 +25,8 @@ fn three_platforms() -> Settings {
         token: SecretString::from("QDG6eK"),
         encoding_aes_key: SecretString::from("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"),
         robot_name: None,
+        robot_token: None,
+        robot_encoding_aes_key: None,
         menu: Default::default(),
     };
     let feishu = FeishuApp {

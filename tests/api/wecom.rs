@@ -27,6 +27,8 @@ fn app() -> WecomApp {
         token: SecretString::from(TOKEN),
         encoding_aes_key: SecretString::from(KEY),
         robot_name: Some("chatcrm".into()),
+        robot_token: None,
+        robot_encoding_aes_key: None,
         menu: [("today".to_string(), "今天".to_string())].into_iter().collect(),
     }
 }
@@ -341,6 +343,42 @@ async fn robot_url_check_verifies_signature_and_time() {
     let app = Simulator::new(TOKEN, KEY, CORP, AGENT).expect("app simulator");
     assert_eq!(get(app.url_check("robot-echo-4", t0().timestamp(), "n4")).await.status, 400);
     server.stop().await;
+}
+
+/// A group robot has callback settings of its own: with `robot_token` and
+/// `robot_encoding_aes_key` set, its callbacks are checked with those, not the app's.
+#[tokio::test]
+async fn a_robot_with_its_own_callback_credentials() {
+    const ROBOT_TOKEN: &str = "RobotTok1";
+    const ROBOT_KEY: &str = "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7";
+    let t = TestDb::sqlite().await;
+    let mut s = wecom_settings(false);
+    s.wecom.apps[0].robot_token = Some(SecretString::from(ROBOT_TOKEN));
+    s.wecom.apps[0].robot_encoding_aes_key = Some(SecretString::from(ROBOT_KEY));
+    s.validate().expect("valid settings");
+    let server = Server::start(s, t.db.clone()).await;
+    let path = format!("{PATH}/robot");
+    let check = |sim: Simulator, echo: &'static str| {
+        let req = server.client.get(server.url(&path)).query(&sim.url_check(echo, t0().timestamp(), "n1"));
+        server.send(req)
+    };
+    let robot = Simulator::new(ROBOT_TOKEN, ROBOT_KEY, "", AGENT).expect("robot simulator");
+    let r = check(robot, "own-1").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "own-1"));
+    let with_the_apps = Simulator::new(TOKEN, KEY, "", AGENT).expect("simulator");
+    assert_eq!(check(with_the_apps, "own-2").await.status, 401);
+    // The app's own callbacks still use the app's.
+    let app = Simulator::new(TOKEN, KEY, CORP, AGENT).expect("app simulator");
+    let r =
+        server.send(server.client.get(server.url(PATH)).query(&app.url_check("app-1", t0().timestamp(), "n2"))).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "app-1"));
+    server.stop().await;
+
+    // A robot key that is not a 43-character EncodingAESKey is refused at start-up.
+    let mut bad = wecom_settings(false);
+    bad.wecom.apps[0].robot_encoding_aes_key = Some(SecretString::from("short"));
+    let err = bad.validate().expect_err("a bad robot key").to_string();
+    assert!(err.contains("robot_encoding_aes_key"), "{err}");
 }
 
 /// A group message mixing text and a picture (`MsgType` mixed) is handled by its text, like a

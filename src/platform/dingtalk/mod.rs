@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::PushFailure;
 use super::wecom::crypto::{CryptoError, WecomCrypto};
 use crate::bot::IncomingMessage;
+use crate::config::{ser_opt_secret, ser_secret};
 use crate::outbox::OutMessage;
 
 pub const PLATFORM: &str = "dingtalk";
@@ -59,17 +60,6 @@ impl Default for DingtalkSettings {
             allow_local_session_webhooks: false,
             apps: Vec::new(),
         }
-    }
-}
-
-fn ser_secret<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s.expose_secret())
-}
-
-fn ser_opt_secret<S: serde::Serializer>(s: &Option<SecretString>, ser: S) -> Result<S::Ok, S::Error> {
-    match s {
-        Some(s) => ser.serialize_some(s.expose_secret()),
-        None => ser.serialize_none(),
     }
 }
 

@@ -17,21 +17,11 @@ use serde_json::Value;
 
 use super::PushFailure;
 use crate::bot::IncomingMessage;
+use crate::config::{ser_opt_secret, ser_secret};
 use crate::outbox::OutMessage;
 use crypto::FeishuCipher;
 
 pub const PLATFORM: &str = "feishu";
-
-fn ser_secret<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s.expose_secret())
-}
-
-fn ser_opt_secret<S: serde::Serializer>(s: &Option<SecretString>, ser: S) -> Result<S::Ok, S::Error> {
-    match s {
-        Some(s) => ser.serialize_some(s.expose_secret()),
-        None => ser.serialize_none(),
-    }
-}
 
 /// `[feishu]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -63,7 +63,9 @@ impl Apps {
             let key = cfg.encoding_aes_key.expose_secret();
             let crypto =
                 WecomCrypto::new(token, key, &cfg.corp_id).map_err(|e| SetupError::Crypto(cfg.name.clone(), e))?;
-            let robot_crypto = WecomCrypto::new(token, key, "").map_err(|e| SetupError::Crypto(cfg.name.clone(), e))?;
+            let (robot_token, robot_key) = cfg.robot_credentials();
+            let robot_crypto =
+                WecomCrypto::new(robot_token, robot_key, "").map_err(|e| SetupError::Crypto(cfg.name.clone(), e))?;
             let creds = client::AppCredentials {
                 corp_id: cfg.corp_id.clone(),
                 agent_id: cfg.agent_id,
