@@ -210,13 +210,20 @@ pub struct Outgoing<'a> {
 /// Queues a message in the caller's transaction. Text over the platform's size limit becomes
 /// several messages (keys suffixed `#2`, `#3`, …). Returns false when the key was queued before.
 pub async fn enqueue(tx: &mut Tx, out: &Outgoing<'_>, now: DateTime<Utc>) -> sqlx::Result<bool> {
-    // An image is one message whatever its caption.
-    let parts =
-        if out.target.platform == wecom::PLATFORM && out.message.card.is_none() && out.message.image_png.is_none() {
-            wecom::client::split_for_limit(&out.message.text, wecom::client::TEXT_MAX_BYTES)
-        } else {
-            vec![out.message.text.clone()]
-        };
+    // One row per part: a part that failed is sent again alone, never with the parts already
+    // delivered (a robot webhook has no duplicate check). An image is one message whatever its
+    // caption.
+    let plain = out.message.card.is_none() && out.message.image_png.is_none();
+    let limit = match out.target.platform.as_str() {
+        wecom::PLATFORM if plain => Some(wecom::client::TEXT_MAX_BYTES),
+        dispatch::WECOM_ROBOT if plain && out.message.markdown => Some(wecom::client::ROBOT_MARKDOWN_MAX_BYTES),
+        dispatch::WECOM_ROBOT if plain => Some(wecom::client::TEXT_MAX_BYTES),
+        _ => None,
+    };
+    let parts = match limit {
+        Some(max) => wecom::client::split_for_limit(&out.message.text, max),
+        None => vec![out.message.text.clone()],
+    };
     let mut queued = false;
     for (n, part) in parts.into_iter().enumerate() {
         let message = OutMessage { text: part, ..out.message.clone() };

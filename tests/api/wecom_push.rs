@@ -905,6 +905,7 @@ mod images {
         an_image_message_reaches_a_wecom_user_once_through_token_expiry_5xx_and_a_timeout,
         an_image_message_reaches_a_robot_with_its_md5,
         a_markdown_message_reaches_a_robot_as_markdown,
+        a_long_robot_text_is_retried_part_by_part,
         an_image_message_for_the_console_is_stored_and_served,
     );
 
@@ -1070,6 +1071,42 @@ mod images {
         let got: Vec<(String, String)> =
             mock.received().iter().map(|r| (r.msgtype.clone(), r.content().unwrap_or_default().to_string())).collect();
         assert_eq!(got, [("markdown".to_string(), md.to_string()), ("text".to_string(), "纯文本".to_string())]);
+        mock.stop().await;
+    }
+
+    /// A robot text over WeCom's limit is queued as one row per part, so a part that failed is
+    /// sent again alone: the parts already delivered are not posted twice (webhooks have no
+    /// duplicate check).
+    async fn a_long_robot_text_is_retried_part_by_part(db: Db) {
+        let w = World::new(db.clone()).await;
+        let mock = MockWecom::start().await;
+        let clock = Clock::fixed(t0());
+        let robot = RobotClient::new(StdDuration::from_secs(2)).expect("robot");
+        let outbox = Dispatcher::new(
+            db.clone(),
+            clock.clone(),
+            "one",
+            Senders::default().with_robot(robot, &mock.base_url()),
+            DispatchConfig { concurrency: 1, ..DispatchConfig::default() },
+        );
+        let target = Target { platform: "wecom_robot".into(), app: String::new(), recipient: "team-a".into() };
+        let lines: Vec<String> = (0..60).map(|i| format!("第{i:02}行：华东一组本周拜访与商机进展")).collect();
+        let text = lines.join("\n");
+        assert!(text.len() > 2048 && text.len() <= 4096, "{} bytes", text.len());
+        queue(&db, w.org.id, &target, &OutMessage::text(text.clone()), "robot-long:1").await;
+        assert_eq!(statuses(&db).await, vec![("pending".to_string(), 2)], "one row per part");
+        // The first part goes through, the second gets a 500 and is retried.
+        mock.script(vec![Fault::Delay(StdDuration::ZERO), Fault::Http(500)]);
+        deliver(&outbox, &clock, &db, 5).await;
+        let got: Vec<String> = mock
+            .received()
+            .iter()
+            .filter(|r| r.robot_key.as_deref() == Some("team-a"))
+            .map(|r| r.content().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(got.len(), 2, "each part once: {got:?}");
+        assert_eq!(got.join("\n"), text);
+        assert_eq!(mock.robot_attempts(), 3, "two parts and one retry");
         mock.stop().await;
     }
 
