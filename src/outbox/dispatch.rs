@@ -411,7 +411,20 @@ impl Dispatcher {
                     };
                     let (to, limit) = (row.recipient.clone(), limit.clone());
                     handles.push(Ok(spawn_send(limit, window, async move {
-                        client.send(&to, &wecom_message(&message)).await.map(|_| ()).map_err(Failed::Wecom)
+                        let ok = client.send(&to, &wecom_message(&message)).await.map_err(Failed::Wecom)?;
+                        // One recipient: listed as invalid or unlicensed, it did not get the message,
+                        // although WeCom answered errcode 0.
+                        if ok.is_partial() {
+                            let why = if ok.unlicensed_users.is_empty() {
+                                "is not a member WeCom knows"
+                            } else {
+                                "has no licence (接口许可) for this app"
+                            };
+                            return Err(Failed::Other(PushFailure::Fatal(format!(
+                                "WeCom accepted the message but did not deliver it: `{to}` {why}"
+                            ))));
+                        }
+                        Ok(())
                     })));
                 }
                 WECOM_ROBOT => {

@@ -88,6 +88,7 @@ both_backends!(
     per_recipient_limits_spread_a_burst_instead_of_losing_it,
     a_crashed_instances_lease_expires_and_another_sends,
     a_slow_batch_stays_inside_its_claim,
+    a_message_wecom_accepts_but_does_not_deliver_is_not_marked_sent,
     delivered_messages_are_pruned_after_the_keep_days_dead_ones_kept,
 );
 
@@ -262,6 +263,38 @@ async fn a_slow_batch_stays_inside_its_claim(db: Db) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].attempts, 1, "{left:?}");
     assert!(left[0].last_error.as_deref().is_some_and(|e| e.contains("cut off")), "{left:?}");
+}
+
+/// WeCom answers errcode 0 to a message for a member without a licence (接口许可) for the app,
+/// listing them in `unlicenseduser`, and delivers it to nobody: that is a dead letter with the
+/// reason, not a sent message.
+async fn a_message_wecom_accepts_but_does_not_deliver_is_not_marked_sent(db: Db) {
+    let w = World::new(db.clone()).await;
+    link(&w, &[&w.r1, &w.r2]).await;
+    let mock = MockWecom::start().await;
+    mock.mark_unlicensed_user("u2");
+    let clock = Clock::fixed(t0());
+    tasks(&w, &w.r1, 1, t0()).await;
+    tasks(&w, &w.r2, 1, t0()).await;
+    let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), "one");
+    assert_eq!(sched.tick().await.expect("tick").reminders_fired, 2);
+    let outbox = Dispatcher::new(
+        db.clone(),
+        clock.clone(),
+        "one",
+        Senders::default().with_wecom(APP, client(&mock, StdDuration::from_secs(2))),
+        DispatchConfig::default(),
+    );
+    let r = outbox.drain().await.expect("drain");
+    assert_eq!((r.sent, r.dead), (1, 1), "{r:?}");
+    let to: Vec<_> = mock.received().into_iter().filter_map(|m| m.touser).collect();
+    assert_eq!(to, ["u1"]);
+    let mut tx = db.begin_read().await.expect("begin");
+    let dead = chatcrm::store::outbox::list(&mut tx, "dead", 10).await.expect("list");
+    tx.commit().await.expect("commit");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].recipient, "u2");
+    assert!(dead[0].last_error.as_deref().is_some_and(|e| e.contains("接口许可")), "{dead:?}");
 }
 
 async fn platform_faults_end_with_every_reminder_delivered_once(db: Db) {

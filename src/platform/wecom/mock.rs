@@ -7,8 +7,9 @@
 //!   same token again while that one is valid (with the remaining lifetime). Every call is counted.
 //! - `POST /cgi-bin/message/send?access_token=` checks the token (missing → 41001, unknown → 40014, expired or
 //!   revoked → 42001), the agentid (40056), the msgtype (40008) and the content (44004, 41016, …), reports
-//!   recipients marked invalid in `invaliduser` (all of them invalid → 81013), and records each accepted
-//!   message with its msgid. An `image` message must name an uploaded `media_id` (missing → 41006, unknown
+//!   recipients marked invalid in `invaliduser` (all of them invalid → 81013) and those without a licence
+//!   in `unlicenseduser` (errcode 0 even when nobody is left), and records each accepted message with its
+//!   msgid. An `image` message must name an uploaded `media_id` (missing → 41006, unknown
 //!   → 40007).
 //! - `POST /cgi-bin/media/upload?access_token=&type=image` takes a multipart form whose `media` field holds
 //!   the image: token checks as above, `type` other than image → 40004, no `media` field → 41005, empty →
@@ -143,6 +144,7 @@ struct MockState {
     duplicates_dropped: usize,
     robot_windows: HashMap<String, VecDeque<Instant>>,
     invalid_users: HashSet<String>,
+    unlicensed_users: HashSet<String>,
     disabled_robots: HashSet<String>,
     randomness: RandomState,
 }
@@ -202,6 +204,7 @@ impl MockWecom {
             duplicates_dropped: 0,
             robot_windows: HashMap::new(),
             invalid_users: HashSet::new(),
+            unlicensed_users: HashSet::new(),
             disabled_robots: HashSet::new(),
             randomness: RandomState::new(),
         }));
@@ -328,6 +331,12 @@ impl MockWecom {
     /// Treat `userid` as unknown: listed in `invaliduser`, or 81013 when no recipient is left.
     pub fn mark_invalid_user(&self, userid: &str) {
         lock(&self.state).invalid_users.insert(userid.to_owned());
+    }
+
+    /// Treat `userid` as a member without a licence (接口许可) for the app: listed in
+    /// `unlicenseduser` and not delivered to, with errcode 0 all the same.
+    pub fn mark_unlicensed_user(&self, userid: &str) {
+        lock(&self.state).unlicensed_users.insert(userid.to_owned());
     }
 
     /// Answer 93000 for this robot key, as for a robot removed from its chat.
@@ -659,6 +668,14 @@ fn accept_message(shared: &Shared, request: &Incoming) -> Response {
     if valid.is_empty() && toparty.is_empty() && totag.is_empty() {
         return wecom_error(81013, "user & party & tag all invalid");
     }
+    let (unlicensed, valid): (Vec<&str>, Vec<&str>) =
+        valid.into_iter().partition(|user| state.unlicensed_users.contains(*user));
+    if valid.is_empty() && toparty.is_empty() && totag.is_empty() {
+        // Accepted, delivered to nobody.
+        let answer = json!({ "errcode": 0, "errmsg": "ok", "invaliduser": invalid.join("|"),
+            "unlicenseduser": unlicensed.join("|"), "msgid": "" });
+        return axum::Json(answer).into_response();
+    }
 
     if body.get("enable_duplicate_check").and_then(Value::as_i64) == Some(1) {
         let interval = body.get("duplicate_check_interval").and_then(Value::as_u64).unwrap_or(1800).min(4 * 3600);
@@ -683,7 +700,7 @@ fn accept_message(shared: &Shared, request: &Incoming) -> Response {
         "invaliduser": invalid.join("|"),
         "invalidparty": "",
         "invalidtag": "",
-        "unlicenseduser": "",
+        "unlicenseduser": unlicensed.join("|"),
         "msgid": msgid,
     });
     let interactive = body.pointer("/template_card/card_type").and_then(Value::as_str).is_some_and(|card_type| {
