@@ -82,6 +82,19 @@ async fn tasks(w: &World, owner: &crm::User, n: usize, due: DateTime<Utc>) -> Ve
     ids
 }
 
+/// A dispatcher ("one") that sends WeCom app messages to the mock.
+fn wecom_outbox(db: &Db, clock: &Clock, mock: &MockWecom, timeout: StdDuration, cfg: DispatchConfig) -> Dispatcher {
+    Dispatcher::new(db.clone(), clock.clone(), "one", Senders::default().with_wecom(APP, client(mock, timeout)), cfg)
+}
+
+/// `n` tasks of `owner` due now, fired as reminders into the outbox.
+async fn due_reminders(db: &Db, w: &World, clock: &Clock, owner: &crm::User, n: usize) -> Vec<i64> {
+    let ids = tasks(w, owner, n, t0()).await;
+    let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), "one");
+    assert_eq!(sched.tick().await.expect("tick").reminders_fired, n);
+    ids
+}
+
 both_backends!(
     platform_faults_end_with_every_reminder_delivered_once,
     fatal_errors_dead_letter_and_retry_revives,
@@ -223,17 +236,9 @@ async fn a_slow_batch_stays_inside_its_claim(db: Db) {
     link(&w, &[&w.r1]).await;
     let mock = MockWecom::start().await;
     let clock = Clock::fixed(t0());
-    let ids = tasks(&w, &w.r1, 3, t0()).await;
-    let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), "one");
-    assert_eq!(sched.tick().await.expect("tick").reminders_fired, 3);
+    let ids = due_reminders(&db, &w, &clock, &w.r1, 3).await;
     let cfg = DispatchConfig { lease: StdDuration::from_secs(4), concurrency: 1, ..DispatchConfig::default() };
-    let outbox = Dispatcher::new(
-        db.clone(),
-        clock.clone(),
-        "one",
-        Senders::default().with_wecom(APP, client(&mock, StdDuration::from_secs(10))),
-        cfg,
-    );
+    let outbox = wecom_outbox(&db, &clock, &mock, StdDuration::from_secs(10), cfg);
     let slow = Fault::Delay(StdDuration::from_millis(1200));
     mock.script(vec![slow.clone(), slow.clone(), slow]);
     let first = outbox.run_once().await.expect("run");
@@ -252,8 +257,7 @@ async fn a_slow_batch_stays_inside_its_claim(db: Db) {
     assert_eq!((mock.send_attempts(), mock.duplicates_dropped()), (3, 0));
 
     // A send that outlives the lease is cut off before it ends, and counted as an attempt.
-    tasks(&w, &w.r1, 1, t0()).await;
-    assert_eq!(sched.tick().await.expect("tick").reminders_fired, 1);
+    due_reminders(&db, &w, &clock, &w.r1, 1).await;
     mock.script(vec![Fault::Delay(StdDuration::from_secs(6))]);
     let cut = outbox.run_once().await.expect("run");
     assert_eq!((cut.claimed, cut.sent, cut.retried), (1, 0, 1), "{cut:?}");
@@ -274,17 +278,9 @@ async fn a_message_wecom_accepts_but_does_not_deliver_is_not_marked_sent(db: Db)
     let mock = MockWecom::start().await;
     mock.mark_unlicensed_user("u2");
     let clock = Clock::fixed(t0());
-    tasks(&w, &w.r1, 1, t0()).await;
-    tasks(&w, &w.r2, 1, t0()).await;
-    let sched = Scheduler::new(db.clone(), clock.clone(), plan(), routes(), "one");
-    assert_eq!(sched.tick().await.expect("tick").reminders_fired, 2);
-    let outbox = Dispatcher::new(
-        db.clone(),
-        clock.clone(),
-        "one",
-        Senders::default().with_wecom(APP, client(&mock, StdDuration::from_secs(2))),
-        DispatchConfig::default(),
-    );
+    due_reminders(&db, &w, &clock, &w.r1, 1).await;
+    due_reminders(&db, &w, &clock, &w.r2, 1).await;
+    let outbox = wecom_outbox(&db, &clock, &mock, StdDuration::from_secs(2), DispatchConfig::default());
     let r = outbox.drain().await.expect("drain");
     assert_eq!((r.sent, r.dead), (1, 1), "{r:?}");
     let to: Vec<_> = mock.received().into_iter().filter_map(|m| m.touser).collect();

@@ -932,6 +932,13 @@ mod images {
     }
 
     /// Drains, stepping the clock past each backoff, until nothing is pending (at most `rounds` times).
+    /// A dispatcher that sends WeCom group-robot messages to the mock.
+    fn robot_outbox(db: &Db, clock: &Clock, mock: &MockWecom, cfg: DispatchConfig) -> Dispatcher {
+        let robot = RobotClient::new(StdDuration::from_secs(2)).expect("robot");
+        let senders = Senders::default().with_robot(robot, &mock.base_url());
+        Dispatcher::new(db.clone(), clock.clone(), "one", senders, cfg)
+    }
+
     async fn deliver(outbox: &Dispatcher, clock: &Clock, db: &Db, rounds: usize) {
         for _ in 0..rounds {
             outbox.drain().await.expect("drain");
@@ -1026,14 +1033,7 @@ mod images {
         let w = World::new(db.clone()).await;
         let mock = MockWecom::start().await;
         let clock = Clock::fixed(t0());
-        let robot = RobotClient::new(StdDuration::from_secs(2)).expect("robot");
-        let outbox = Dispatcher::new(
-            db.clone(),
-            clock.clone(),
-            "one",
-            Senders::default().with_robot(robot, &mock.base_url()),
-            DispatchConfig::default(),
-        );
+        let outbox = robot_outbox(&db, &clock, &mock, DispatchConfig::default());
         let target = Target { platform: "wecom_robot".into(), app: String::new(), recipient: "team-a".into() };
         let png = chart();
         mock.script(vec![Fault::Http(500)]);
@@ -1055,14 +1055,7 @@ mod images {
         let w = World::new(db.clone()).await;
         let mock = MockWecom::start().await;
         let clock = Clock::fixed(t0());
-        let robot = RobotClient::new(StdDuration::from_secs(2)).expect("robot");
-        let outbox = Dispatcher::new(
-            db.clone(),
-            clock.clone(),
-            "one",
-            Senders::default().with_robot(robot, &mock.base_url()),
-            DispatchConfig::default(),
-        );
+        let outbox = robot_outbox(&db, &clock, &mock, DispatchConfig::default());
         let target = Target { platform: "wecom_robot".into(), app: String::new(), recipient: "team-a".into() };
         let md = "### 华东一组 日报\n拜访 <font color=\"info\">3</font>";
         queue(&db, w.org.id, &target, &OutMessage::markdown(md), "robot-digest:1").await;
@@ -1081,14 +1074,7 @@ mod images {
         let w = World::new(db.clone()).await;
         let mock = MockWecom::start().await;
         let clock = Clock::fixed(t0());
-        let robot = RobotClient::new(StdDuration::from_secs(2)).expect("robot");
-        let outbox = Dispatcher::new(
-            db.clone(),
-            clock.clone(),
-            "one",
-            Senders::default().with_robot(robot, &mock.base_url()),
-            DispatchConfig { concurrency: 1, ..DispatchConfig::default() },
-        );
+        let outbox = robot_outbox(&db, &clock, &mock, DispatchConfig { concurrency: 1, ..DispatchConfig::default() });
         let target = Target { platform: "wecom_robot".into(), app: String::new(), recipient: "team-a".into() };
         let lines: Vec<String> = (0..60).map(|i| format!("第{i:02}行：华东一组本周拜访与商机进展")).collect();
         let text = lines.join("\n");
