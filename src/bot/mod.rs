@@ -127,22 +127,24 @@ pub(crate) struct Core {
     requeue: mpsc::WeakSender<Job>,
     /// The SQLite writer runs on a thread of its own, so it may run its statements inline.
     inline: std::sync::atomic::AtomicBool,
-    /// Messages queued, being handled or waiting to run again ([`Bot::drain`]).
+    /// Messages a platform caller is still waiting on the bot for ([`Bot::drain`]).
     unfinished: Arc<Unfinished>,
 }
 
-/// Messages submitted and not finished yet. A platform may have been told a message was received
+/// Platform messages not finished yet. A platform may have been told a message was received
 /// (acknowledged at its reply deadline, or kept after a storage failure) while it still waits for
-/// the writer: shutting down must wait for those too, or they are lost with the process.
+/// the writer: shutting down must wait for those too, or they are lost with the process. Messages
+/// whose caller waits for the answer (the console, the CLI) need no count: graceful shutdown
+/// already waits for their requests.
 #[derive(Default)]
 struct Unfinished {
     count: std::sync::atomic::AtomicUsize,
     none_left: tokio::sync::Notify,
 }
 
-/// One message's share of [`Unfinished`], held by its [`Job`] (whatever ends the job, answered,
-/// given up, a panicking batch or a closed queue, ends its count), or by a caller from before the
-/// job exists ([`Bot::unfinished`]).
+/// One message's share of [`Unfinished`] ([`Bot::unfinished`]), held by the task that waits for
+/// the bot's answer. That wait ends only with the message's outcome (answered, given up after its
+/// runs again, a panicking batch or a closed queue), so the count ends with it.
 pub struct Counted(Arc<Unfinished>);
 
 impl Counted {
@@ -170,8 +172,6 @@ pub enum Special {
 }
 
 struct Job {
-    /// Counts the message as not finished until the job is dropped ([`Bot::drain`]).
-    _unfinished: Counted,
     msg: IncomingMessage,
     special: Option<Special>,
     delivery: Option<Arc<Delivery>>,
@@ -444,14 +444,14 @@ impl Bot {
         &self.core.db
     }
 
-    /// Counts a message as unfinished until the guard is dropped, for a caller that may
-    /// acknowledge it before it reaches the queue (see [`Bot::drain`]).
+    /// Counts a message as unfinished until the guard is dropped: for a caller that may
+    /// acknowledge it to its platform before the bot is done (see [`Bot::drain`]).
     pub fn unfinished(&self) -> Counted {
         Counted::new(&self.core.unfinished)
     }
 
-    /// Waits, at most `timeout`, until every message submitted so far is finished: stored and
-    /// answered, or given up. Shutdown calls it once the HTTP server has stopped, for the messages
+    /// Waits, at most `timeout`, until every counted message ([`Bot::unfinished`]) is finished:
+    /// stored and answered, or given up. Shutdown calls it once the HTTP server has stopped, for the messages
     /// a platform was already told were received. Returns how many are still unfinished.
     pub async fn drain(&self, timeout: std::time::Duration) -> usize {
         let shared = &self.core.unfinished;
@@ -532,15 +532,7 @@ impl Bot {
             }
         };
         let (done, wait) = oneshot::channel();
-        let job = Job {
-            _unfinished: Counted::new(&self.core.unfinished),
-            msg: msg.clone(),
-            special,
-            delivery,
-            span,
-            done,
-            retries: 0,
-        };
+        let job = Job { msg: msg.clone(), special, delivery, span, done, retries: 0 };
         let result = match self.queue.send(job).await {
             Ok(()) => wait.await.unwrap_or(Err(BotError::Stopped)),
             Err(_) => Err(BotError::Stopped),
@@ -581,7 +573,7 @@ impl Bot {
 /// answer of the run that succeeds; otherwise the reply is pushed. Only a process exit or a
 /// longer outage loses it, and that is logged with the message id.
 fn requeue(core: &Core, job: Job) {
-    let Job { _unfinished, msg, special, delivery, span, done, retries } = job;
+    let Job { msg, special, delivery, span, done, retries } = job;
     if retries >= KEPT_RETRIES {
         span.in_scope(|| tracing::error!("a kept message could not be stored in ten minutes; it is lost"));
         core.messages.failed.fetch_add(1, Ordering::Relaxed);
@@ -593,7 +585,7 @@ fn requeue(core: &Core, job: Job) {
     tokio::spawn(async move {
         // 1 s, 2 s, 4 s, then every 5 s.
         tokio::time::sleep(std::time::Duration::from_secs(u64::from((1u32 << retries.min(3)).min(5)))).await;
-        let job = Job { _unfinished, msg, special, delivery, span, done, retries: retries + 1 };
+        let job = Job { msg, special, delivery, span, done, retries: retries + 1 };
         let sent = match queue.upgrade() {
             Some(queue) => queue.send(job).await.map_err(|e| e.0.span),
             None => Err(job.span),

@@ -82,8 +82,8 @@ pub(super) async fn reply_in_time(
     }
     let work = {
         let (bot, delivery) = (bot.clone(), delivery.clone());
-        // Counted from now: the platform may be told the message was received before the task
-        // has queued it, and shutdown must still wait for it.
+        // Counted until the bot's outcome: the platform may be told the message was received
+        // before that (even before the task has queued it), and shutdown must wait for it.
         let unfinished = bot.unfinished();
         async move {
             let reply = bot.handle_with_delivery(&msg, special, delivery).await;

@@ -182,13 +182,13 @@ impl Db {
         })
     }
 
-    /// Migrations this binary carries.
     /// Whether this binary has SQLite migration `version` (a restored backup must not carry one
     /// it does not know: the server would refuse to start on it).
     pub fn knows_sqlite_migration(version: i64) -> bool {
         SQLITE_MIGRATIONS.iter().any(|m| m.version == version)
     }
 
+    /// Migrations this binary carries.
     pub fn migrations_known(&self) -> usize {
         match self {
             Db::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
