@@ -147,6 +147,8 @@ struct LeaseWindow {
 
 impl LeaseWindow {
     fn from_claim(claimed_at: tokio::time::Instant, lease: Duration) -> Self {
+        // `Instant + Duration` panics on overflow; the setting has no upper bound.
+        let lease = lease.min(Duration::from_secs(365 * 24 * 3600));
         Self { start_by: claimed_at + lease / 2, end_by: claimed_at + lease.mul_f64(0.9) }
     }
 }
